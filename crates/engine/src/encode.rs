@@ -1,0 +1,1 @@
+//! Output encodings. (Being written.)

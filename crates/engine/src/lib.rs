@@ -1,0 +1,22 @@
+//! assay's processing engine: a pure library that parses a JSON document without losing a
+//! digit, validates it against a JSON Schema, transforms it with a jq program, validates the
+//! result and serialises it.
+//!
+//! The engine does no I/O, spawns no async runtime and knows nothing of HTTP, gRPC or Redis;
+//! the CLI and the service are fronts for it. Everything compiled here (`Schema`, `Transform`,
+//! `Pipeline`) is built once and shared across threads.
+
+pub mod encode;
+pub mod limits;
+pub mod parse;
+pub mod pipeline;
+pub mod transform;
+pub mod validate;
+
+pub use limits::Limits;
+pub use parse::{ParseError, parse_document};
+
+
+/// The document model shared by every stage: `serde_json::Value` built with
+/// `arbitrary_precision` (numbers keep their literal text) and `preserve_order`.
+pub type Value = serde_json::Value;

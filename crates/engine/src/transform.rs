@@ -1,0 +1,1 @@
+//! jq transforms. (Being written.)

@@ -1,0 +1,1 @@
+//! JSONTestSuite conformance. (Being written.)

@@ -1,0 +1,1 @@
+//! JSON Schema Test Suite conformance. (Being written.)
