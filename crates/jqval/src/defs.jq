@@ -15,3 +15,10 @@ def rindex($i): indices($i)[-1];
 # Formatting
 def @json: tojson;
 
+
+# Exact rounding (assay): `round_to(2)` rounds half to even; floor, ceil and round stay exact on
+# decimals and big integers instead of going through binary floating point.
+def round_to($scale): round_to($scale; "half_even");
+def floor: round_to(0; "floor");
+def ceil: round_to(0; "ceiling");
+def round: round_to(0; "half_up");

@@ -138,6 +138,26 @@ impl Iterator for BytesValRs {
     }
 }
 
+fn round_to(x: &Val, scale: &Val, mode: &Val) -> ValR {
+    let Val::Num(n) = x else {
+        return Err(Error::str(format_args!("cannot round {x}: not a number")));
+    };
+    let scale = scale
+        .as_isize()
+        .ok_or_else(|| Error::str(format_args!("round_to: scale {scale} is not an integer")))?;
+    let mode = mode
+        .as_utf8_bytes()
+        .and_then(|m| core::str::from_utf8(m).ok())
+        .and_then(crate::rounding_mode)
+        .ok_or_else(|| {
+            let modes = crate::ROUNDING_MODES;
+            Error::str(format_args!("round_to: unknown rounding mode {mode}; use one of {modes}"))
+        })?;
+    n.round_to(scale as i64, mode)
+        .map(Val::Num)
+        .map_err(|e| Error::str(format_args!("cannot round {x}: {e}")))
+}
+
 type ValRs<'a> = BoxIter<'a, ValR>;
 
 /// Apply a function to bytes and yield the resulting value results.
@@ -159,6 +179,14 @@ fn base<D: for<'a> DataT<V<'a> = Val>>() -> Box<[Filter<RunPtr<D>>]> {
             }))
         }),
         ("tojson", v(0), |cv| bome(Ok(Val::utf8_str(cv.1.to_json())))),
+        ("nan", v(0), |_| bome(Ok(Val::from(f64::NAN)))),
+        ("infinite", v(0), |_| bome(Ok(Val::from(f64::INFINITY)))),
+        // `round_to($scale; $mode)`: exact decimal rounding for money (see `Num::round_to`).
+        ("round_to", v(2), |mut cv| {
+            let mode = cv.0.pop_var();
+            let scale = cv.0.pop_var();
+            bome(round_to(&cv.1, &scale, &mode))
+        }),
         ("tobytes", v(0), |cv| {
             let fail = |v| Error::str(format_args!("cannot convert {v} to bytes"));
             bome(cv.1.to_bytes().map(Val::byte_str).map_err(fail))

@@ -11,6 +11,8 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(feature = "std")]
+pub mod budget;
 mod funs;
 mod num;
 #[macro_use]
@@ -29,7 +31,7 @@ use num_bigint::BigInt;
 use num_traits::{cast::ToPrimitive, Signed};
 
 pub use funs::{bytes_valrs, funs};
-pub use num::Num;
+pub use num::{rounding_mode, Num, NumError, DIV_PRECISION, ROUNDING_MODES};
 
 #[cfg(not(feature = "sync"))]
 pub use alloc::rc::Rc;
@@ -343,7 +345,23 @@ impl jaq_std::ValT for Val {
     }
 }
 
-/// Definitions of the standard library.
+/// Definitions of jq's core, standard and JSON libraries as assay runs them.
+///
+/// jaq-std defines `nan` as `0 / 0` and `infinite` as `1 / 0`; with exact arithmetic those
+/// are division-by-zero errors, so both are natives here (see [`funs`]) and the jaq-std
+/// definitions are left out. Everything in jaq-std that uses them (`isnan`, `isinfinite`,
+/// ...) binds to the natives.
+pub fn prelude_defs() -> impl Iterator<Item = load::parse::Def<&'static str>> {
+    let std = jaq_std::defs().filter(|d| !matches!(d.name, "nan" | "infinite"));
+    jaq_core::defs().chain(std).chain(defs())
+}
+
+/// Natives of jq's core, standard and JSON libraries, to go with [`prelude_defs`].
+pub fn prelude_funs<D: for<'a> jaq_core::DataT<V<'a> = Val>>() -> impl Iterator<Item = jaq_core::native::Fun<D>> {
+    jaq_core::funs().chain(jaq_std::funs()).chain(funs())
+}
+
+/// Definitions of the JSON library.
 pub fn defs() -> impl Iterator<Item = load::parse::Def<&'static str>> {
     load::parse(include_str!("defs.jq"), |p| p.defs())
         .unwrap()
@@ -557,6 +575,18 @@ fn bigint_to_int_saturated(i: &BigInt) -> isize {
         .unwrap_or_else(|| if i.is_negative() { min } else { max })
 }
 
+/// Applies exact number arithmetic; a division by zero is jq's math error, a result too
+/// large to compute exactly says so.
+fn num_op(x: Num, y: Num, op: ops::Math, f: fn(Num, Num) -> Result<Num, NumError>) -> ValR {
+    // Natives such as `range` loop on arithmetic without evaluating jq terms.
+    #[cfg(feature = "std")]
+    budget::tick();
+    f(x.clone(), y.clone()).map(Val::Num).map_err(|e| match e {
+        NumError::DivisionByZero => Error::math(Val::Num(x), op, Val::Num(y)),
+        NumError::OutOfRange => Error::str(format_args!("cannot calculate {x} {} {y}: {e}", op.as_str())),
+    })
+}
+
 impl core::ops::Add for Val {
     type Output = ValR;
     fn add(self, rhs: Self) -> Self::Output {
@@ -569,7 +599,7 @@ impl core::ops::Add for Val {
         match (self, rhs) {
             // `null` is a neutral element for addition
             (Null, x) | (x, Null) => Ok(x),
-            (Num(x), Num(y)) => Ok(Num(x + y)),
+            (Num(x), Num(y)) => num_op(x, y, ops::Math::Add, crate::Num::add),
             (BStr(l), BStr(r)) => Ok(Val::byte_str(concat_bytes(*l, r))),
             (TStr(l), TStr(r)) => Ok(Val::utf8_str(concat_bytes(*l, r))),
             (Arr(mut l), Arr(r)) => {
@@ -590,7 +620,7 @@ impl core::ops::Sub for Val {
     type Output = ValR;
     fn sub(self, rhs: Self) -> Self::Output {
         match (self, rhs) {
-            (Self::Num(x), Self::Num(y)) => Ok(Self::Num(x - y)),
+            (Self::Num(x), Self::Num(y)) => num_op(x, y, ops::Math::Sub, Num::sub),
             (Self::Arr(mut l), Self::Arr(r)) => {
                 let r = r.iter().collect::<alloc::collections::BTreeSet<_>>();
                 Rc::make_mut(&mut l).retain(|x| !r.contains(x));
@@ -619,7 +649,7 @@ impl core::ops::Mul for Val {
         use crate::Num::{BigInt, Int};
         use Val::*;
         match (self, rhs) {
-            (Num(x), Num(y)) => Ok(Num(x * y)),
+            (Num(x), Num(y)) => num_op(x, y, ops::Math::Mul, crate::Num::mul),
             (s @ (BStr(_) | TStr(_)), Num(BigInt(i)))
             | (Num(BigInt(i)), s @ (BStr(_) | TStr(_))) => {
                 s * Num(Int(bigint_to_int_saturated(&i)))
@@ -663,7 +693,7 @@ impl core::ops::Div for Val {
             split(&x, &y).map(|s| into(x.slice_ref(s))).collect()
         };
         match (self, rhs) {
-            (Self::Num(x), Self::Num(y)) => Ok(Self::Num(x / y)),
+            (Self::Num(x), Self::Num(y)) => num_op(x, y, ops::Math::Div, Num::div),
             (Self::TStr(x), Self::TStr(y)) => Ok(fs(*x, *y, Val::utf8_str)),
             (Self::BStr(x), Self::BStr(y)) => Ok(fs(*x, *y, Val::byte_str)),
             (l, r) => Err(Error::math(l, ops::Math::Div, r)),
@@ -675,9 +705,7 @@ impl core::ops::Rem for Val {
     type Output = ValR;
     fn rem(self, rhs: Self) -> Self::Output {
         match (self, rhs) {
-            (Self::Num(x), Self::Num(y)) if !(x.is_int() && y.is_int() && y == Num::Int(0)) => {
-                Ok(Self::Num(x % y))
-            }
+            (Self::Num(x), Self::Num(y)) => num_op(x, y, ops::Math::Rem, Num::rem),
             (l, r) => Err(Error::math(l, ops::Math::Rem, r)),
         }
     }
@@ -687,7 +715,7 @@ impl core::ops::Neg for Val {
     type Output = ValR;
     fn neg(self) -> Self::Output {
         match self {
-            Self::Num(n) => Ok(Self::Num(-n)),
+            Self::Num(n) => Ok(Self::Num(n.neg())),
             x => Err(Error::typ(x, Type::Num.as_str())),
         }
     }

@@ -1,23 +1,43 @@
-//! Integer / decimal numbers.
+//! Integer / decimal numbers with exact decimal arithmetic.
+//!
+//! This is where the fork departs from jaq-json: upstream converts every decimal literal to
+//! `f64` the moment it takes part in arithmetic, so `0.1 + 0.2` is `0.30000000000000004`.
+//! Here a decimal literal stays a decimal: `+`, `-`, `*`, `%` and comparisons on integers and
+//! decimals are exact, and `/` is exact to [`DIV_PRECISION`] significant digits. Only values
+//! that are already binary floats (results of `sqrt`, `pow`, `log`, ...) use `f64`
+//! arithmetic, and anything mixed with such a float becomes a float, as in IEEE 754.
+//!
+//! Decimal results keep the scale the arithmetic gives them, like SQL `NUMERIC`:
+//! `2500000.00 * 1.08734` is `2718350.0000000` and `125.50 + 12.25` is `137.75`.
 use super::Rc;
+use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use bigdecimal::{BigDecimal, RoundingMode};
 use core::cmp::Ordering;
 use core::fmt;
 use core::hash::{Hash, Hasher};
+use core::str::FromStr;
 use num_bigint::{BigInt, BigUint, Sign};
-use num_traits::cast::ToPrimitive;
+use num_traits::{cast::ToPrimitive, Signed, Zero};
+
+/// Significant digits of a quotient whose exact value does not terminate (`1 / 3`): 34, the
+/// precision of IEEE 754 decimal128, rounded half to even.
+pub const DIV_PRECISION: u64 = 34;
+
+/// Largest difference of decimal exponents that arithmetic aligns. Adding `1e-100000` to `1`
+/// would need 100,000 digits: a hostile literal must not make the engine allocate without
+/// bound, so such operations fail instead of rounding silently.
+const MAX_EXPONENT_SPREAD: i64 = 10_000;
+
+/// Largest number of digits a decimal result may carry.
+const MAX_DIGITS: u64 = 10_000;
 
 /// Integer / decimal number.
 ///
-/// The speciality of this type is that numbers are distinguished into
-/// integers and 64-bit floating-point numbers.
-/// This allows using integers to index arrays,
-/// while using floating-point numbers to do general math.
-///
-/// Operations on numbers follow a few principles:
-/// * The sum, difference, product, and remainder of two integers is integer.
-/// * Any other operation between two numbers yields a float.
+/// Numbers are distinguished into integers, exact decimals and 64-bit floating-point numbers.
+/// Integers index arrays; decimals carry the literal text they were read from, so that a
+/// number that only passes through is written out byte for byte.
 #[derive(Clone, Debug)]
 pub enum Num {
     /// Machine-size integer
@@ -26,17 +46,71 @@ pub enum Num {
     BigInt(Rc<BigInt>),
     /// Floating-point number
     Float(f64),
-    /// Decimal number
+    /// Exact decimal number, as JSON number text
     Dec(Rc<String>),
 }
 
+/// Why exact arithmetic refused to produce a number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NumError {
+    /// The divisor of `/` or `%` was zero.
+    DivisionByZero,
+    /// The exact result would need more digits than the engine allows.
+    OutOfRange,
+}
+
+impl fmt::Display for NumError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Self::DivisionByZero => f.write_str("division by zero"),
+            Self::OutOfRange => write!(
+                f,
+                "exact decimal result out of range (more than {MAX_DIGITS} digits or exponents more than {MAX_EXPONENT_SPREAD} apart)"
+            ),
+        }
+    }
+}
+
+/// Rounding modes accepted by `round_to`, named as in SQL and Java's `RoundingMode`.
+pub fn rounding_mode(name: &str) -> Option<RoundingMode> {
+    Some(match name {
+        "half_even" => RoundingMode::HalfEven,
+        "half_up" => RoundingMode::HalfUp,
+        "half_down" => RoundingMode::HalfDown,
+        "up" => RoundingMode::Up,
+        "down" => RoundingMode::Down,
+        "ceiling" => RoundingMode::Ceiling,
+        "floor" => RoundingMode::Floor,
+        _ => return None,
+    })
+}
+
+/// The names [`rounding_mode`] accepts, for error messages.
+pub const ROUNDING_MODES: &str = "half_even, half_up, half_down, up, down, ceiling, floor";
+
+type NumR = Result<Num, NumError>;
+
+// The arithmetic methods are named after the operators they implement but return `Result`:
+// exact arithmetic can refuse (division by zero, results too large), where `std::ops` cannot.
+
+#[allow(clippy::should_implement_trait)]
 impl Num {
     /// Create a big integer.
     pub fn big_int(i: BigInt) -> Self {
         Self::BigInt(i.into())
     }
 
+    /// A number from JSON number text: an integer when it is one, else a decimal that keeps
+    /// the text byte for byte.
+    pub fn from_literal(s: &str) -> Self {
+        Self::from_str(s)
+    }
+
     pub(crate) fn from_str(s: &str) -> Self {
+        // `-0` is an integer to `isize`, but keep its sign as written.
+        if s == "-0" {
+            return Self::Dec(Rc::new(s.to_string()));
+        }
         Self::from_str_radix(s, 10).unwrap_or_else(|| Self::Dec(Rc::new(s.to_string())))
     }
 
@@ -55,8 +129,32 @@ impl Num {
 
     /// Try to parse a decimal string to a [`Self::Float`], else return NaN.
     pub fn from_dec_str(n: &str) -> Self {
-        // TODO: changed to NaN!
         n.parse().map_or(Self::Float(f64::NAN), Self::Float)
+    }
+
+    /// Make a number from an exact decimal: an integer when it has no fractional digits,
+    /// else a decimal that keeps its scale.
+    pub fn from_decimal(d: BigDecimal) -> Self {
+        let (mantissa, scale) = d.into_bigint_and_exponent();
+        // Small positive exponents become integers (`1e2 + 0` is `100`, usable as an index);
+        // `1e400 * 2` stays `2e400` rather than 401 digits.
+        if scale <= 0 && -scale <= 64 {
+            let int = mantissa * BigInt::from(10u8).pow((-scale) as u32);
+            return int.to_isize().map_or_else(|| Self::big_int(int), Self::Int);
+        }
+        Self::Dec(Rc::new(format_decimal(&mantissa, scale)))
+    }
+
+    /// The exact value of an integer or decimal; `None` for a float.
+    pub fn to_decimal(&self) -> Option<BigDecimal> {
+        match self {
+            Self::Int(i) => Some(BigDecimal::from(*i as i64)),
+            Self::BigInt(i) => Some(BigDecimal::from((**i).clone())),
+            // A literal that does not parse (an exponent beyond `i64`) has no exact value we
+            // can compute with; callers treat it like a float.
+            Self::Dec(d) => BigDecimal::from_str(d).ok(),
+            Self::Float(_) => None,
+        }
     }
 
     pub(crate) fn is_int(&self) -> bool {
@@ -89,20 +187,232 @@ impl Num {
             Self::Int(n) => *n as f64,
             Self::BigInt(n) => n.to_f64().unwrap(),
             Self::Float(n) => *n,
-            Self::Dec(n) => n.parse().unwrap(),
+            Self::Dec(n) => n.parse().unwrap_or(f64::NAN),
         }
     }
 
     pub(crate) fn length(&self) -> Self {
         match self {
-            Self::Int(i) => Self::Int(i.abs()),
-            Self::BigInt(i) => match i.sign() {
-                Sign::Plus | Sign::NoSign => Self::BigInt(i.clone()),
-                Sign::Minus => Self::BigInt(BigInt::from(i.magnitude().clone()).into()),
+            Self::Int(i) => int_or_big(i.checked_abs(), [*i], |[i]| i.abs()),
+            Self::BigInt(i) => Self::big_int(i.abs()),
+            Self::Dec(n) => match n.strip_prefix('-') {
+                Some(pos) => Self::Dec(pos.to_string().into()),
+                None => Self::Dec(n.clone()),
             },
-            Self::Dec(n) => Self::from_dec_str(n).length(),
             Self::Float(f) => Self::Float(f.abs()),
         }
+    }
+
+    /// Round to `scale` fractional digits (negative: to tens, hundreds, ...) with `mode`.
+    /// Floats are rounded through their exact binary value; NaN and infinities stay as they are.
+    pub fn round_to(&self, scale: i64, mode: RoundingMode) -> NumR {
+        if let Self::Float(f) = self {
+            if !f.is_finite() {
+                return Ok(self.clone());
+            }
+        }
+        if scale.abs() > MAX_EXPONENT_SPREAD {
+            return Err(NumError::OutOfRange);
+        }
+        let d = match self {
+            Self::Float(f) => BigDecimal::try_from(*f).map_err(|_| NumError::OutOfRange)?,
+            n => n.to_decimal().ok_or(NumError::OutOfRange)?,
+        };
+        check_spread(d.fractional_digit_count(), scale)?;
+        let rounded = d.with_scale_round(scale, mode);
+        // Keep the requested scale visible (`1.5 | round_to(2)` is `1.50`), except that a
+        // non-positive scale yields an integer.
+        if scale <= 0 {
+            Ok(Self::from_decimal(rounded))
+        } else {
+            let (m, s) = rounded.into_bigint_and_exponent();
+            Ok(Self::Dec(Rc::new(format_decimal(&m, s))))
+        }
+    }
+
+    /// Exact sum; a float operand makes a float.
+    pub fn add(self, rhs: Self) -> NumR {
+        use Num::*;
+        Ok(match (self, rhs) {
+            (Int(x), Int(y)) => int_or_big(x.checked_add(y), [x, y], |[x, y]| x + y),
+            (Int(i), BigInt(b)) | (BigInt(b), Int(i)) => Self::big_int(&num_bigint::BigInt::from(i) + &*b),
+            (BigInt(x), BigInt(y)) => Self::big_int(&*x + &*y),
+            (l, r) => match exact_pair(&l, &r) {
+                Some((x, y)) => {
+                    check_spread(x.fractional_digit_count(), y.fractional_digit_count())?;
+                    checked(x + y)?
+                }
+                None => Float(l.as_f64() + r.as_f64()),
+            },
+        })
+    }
+
+    /// Exact difference; a float operand makes a float.
+    pub fn sub(self, rhs: Self) -> NumR {
+        use Num::*;
+        Ok(match (self, rhs) {
+            (Int(x), Int(y)) => int_or_big(x.checked_sub(y), [x, y], |[x, y]| x - y),
+            (Int(i), BigInt(b)) => Self::big_int(&num_bigint::BigInt::from(i) - &*b),
+            (BigInt(b), Int(i)) => Self::big_int(&*b - &num_bigint::BigInt::from(i)),
+            (BigInt(x), BigInt(y)) => Self::big_int(&*x - &*y),
+            (l, r) => match exact_pair(&l, &r) {
+                Some((x, y)) => {
+                    check_spread(x.fractional_digit_count(), y.fractional_digit_count())?;
+                    checked(x - y)?
+                }
+                None => Float(l.as_f64() - r.as_f64()),
+            },
+        })
+    }
+
+    /// Exact product; a float operand makes a float.
+    pub fn mul(self, rhs: Self) -> NumR {
+        use Num::*;
+        Ok(match (self, rhs) {
+            (Int(x), Int(y)) => int_or_big(x.checked_mul(y), [x, y], |[x, y]| x * y),
+            (Int(i), BigInt(b)) | (BigInt(b), Int(i)) => Self::big_int(&num_bigint::BigInt::from(i) * &*b),
+            (BigInt(x), BigInt(y)) => Self::big_int(&*x * &*y),
+            (l, r) => match exact_pair(&l, &r) {
+                Some((x, y)) => {
+                    if x.digits() + y.digits() > MAX_DIGITS {
+                        return Err(NumError::OutOfRange);
+                    }
+                    checked(x * y)?
+                }
+                None => Float(l.as_f64() * r.as_f64()),
+            },
+        })
+    }
+
+    /// Quotient: exact when it terminates within [`DIV_PRECISION`] significant digits, else
+    /// rounded half to even to that many; a float operand makes a float.
+    pub fn div(self, rhs: Self) -> NumR {
+        match exact_pair(&self, &rhs) {
+            Some((x, y)) => {
+                if y.is_zero() {
+                    return Err(NumError::DivisionByZero);
+                }
+                divide(&x, &y)
+            }
+            None => Ok(Self::Float(self.as_f64() / rhs.as_f64())),
+        }
+    }
+
+    /// Remainder with the sign of the dividend (`x - y * trunc(x / y)`), exact for integers
+    /// and decimals (`5.5 % 2` is `1.5`); a float operand makes a float.
+    pub fn rem(self, rhs: Self) -> NumR {
+        use Num::*;
+        Ok(match (self, rhs) {
+            (_, Int(0)) => return Err(NumError::DivisionByZero),
+            // `isize::MIN % -1` overflows; its remainder is 0.
+            (Int(x), Int(y)) => Int(x.checked_rem(y).unwrap_or(0)),
+            (BigInt(x), BigInt(y)) => Num::big_int(&*x % &*y),
+            (Int(i), BigInt(b)) => Num::big_int(&num_bigint::BigInt::from(i) % &*b),
+            (BigInt(b), Int(i)) => Num::big_int(&*b % &num_bigint::BigInt::from(i)),
+            (l, r) => match exact_pair(&l, &r) {
+                Some((x, y)) => {
+                    if y.is_zero() {
+                        return Err(NumError::DivisionByZero);
+                    }
+                    check_spread(x.fractional_digit_count(), y.fractional_digit_count())?;
+                    checked(x % y)?
+                }
+                None => Float(l.as_f64() % r.as_f64()),
+            },
+        })
+    }
+
+    /// Negation, exact for every kind of number.
+    pub fn neg(self) -> Self {
+        match self {
+            Self::Int(x) => int_or_big(x.checked_neg(), [x], |[x]| -x),
+            Self::BigInt(x) => Self::big_int(-&*x),
+            Self::Float(x) => Self::Float(-x),
+            Self::Dec(n) => match n.strip_prefix('-') {
+                Some(pos) => Self::Dec(pos.to_string().into()),
+                None => Self::Dec(format!("-{n}").into()),
+            },
+        }
+    }
+}
+
+/// Both operands as exact decimals, unless one of them is a float.
+fn exact_pair(l: &Num, r: &Num) -> Option<(BigDecimal, BigDecimal)> {
+    Some((l.to_decimal()?, r.to_decimal()?))
+}
+
+fn check_spread(x: i64, y: i64) -> Result<(), NumError> {
+    if x.abs_diff(y) > MAX_EXPONENT_SPREAD as u64 {
+        Err(NumError::OutOfRange)
+    } else {
+        Ok(())
+    }
+}
+
+fn checked(d: BigDecimal) -> NumR {
+    if d.digits() > MAX_DIGITS {
+        Err(NumError::OutOfRange)
+    } else {
+        Ok(Num::from_decimal(d))
+    }
+}
+
+/// Long division of exact decimals to [`DIV_PRECISION`] significant digits, half to even.
+/// An exact quotient drops its trailing zeros (`1 / 4` is `0.25`, `6 / 3` is `2`).
+fn divide(x: &BigDecimal, y: &BigDecimal) -> NumR {
+    let (xm, xs) = x.as_bigint_and_exponent();
+    let (ym, ys) = y.as_bigint_and_exponent();
+    // Scale the dividend so that the integer quotient has at least DIV_PRECISION + 1 digits:
+    // digits(a / b) >= digits(a) - digits(b).
+    let (xd, yd) = (x.digits() as i64, y.digits() as i64);
+    let shift = (DIV_PRECISION as i64 + 1 + yd - xd).max(0);
+    let scale = xs - ys + shift;
+    if scale.abs() > MAX_EXPONENT_SPREAD {
+        return Err(NumError::OutOfRange);
+    }
+    let numerator = xm * BigInt::from(10u8).pow(shift as u32);
+    let (q, r) = (&numerator / &ym, &numerator % &ym);
+    let exact = BigDecimal::new(q.clone(), scale);
+    if r.is_zero() && exact.digits() <= DIV_PRECISION {
+        return Ok(Num::from_decimal(strip_zeros(exact)));
+    }
+    // A non-zero remainder becomes a sticky last digit, so that rounding sees "more than
+    // half" even when the truncated digits read exactly ...5.
+    let sticky = if r.is_zero() { 0 } else { q.signum().to_i32().unwrap_or(0) };
+    let d = BigDecimal::new(q * 10 + sticky, scale + 1);
+    let target = scale + 1 - (d.digits() as i64 - DIV_PRECISION as i64);
+    Ok(Num::from_decimal(strip_zeros(
+        d.with_scale_round(target, RoundingMode::HalfEven),
+    )))
+}
+
+fn strip_zeros(d: BigDecimal) -> BigDecimal {
+    let (mut m, mut s) = d.into_bigint_and_exponent();
+    let ten = BigInt::from(10u8);
+    while s > 0 && !m.is_zero() && (&m % &ten).is_zero() {
+        m /= &ten;
+        s -= 1;
+    }
+    BigDecimal::new(m, s)
+}
+
+/// JSON number text for `mantissa * 10^-scale`: plain digits for a moderate scale, else
+/// exponent notation so that `1e-5000` does not turn into 5,000 characters.
+fn format_decimal(mantissa: &BigInt, scale: i64) -> String {
+    if !(0..=64).contains(&scale) {
+        return format!("{mantissa}e{}", -scale);
+    }
+    let digits = mantissa.magnitude().to_string();
+    let sign = if mantissa.sign() == Sign::Minus { "-" } else { "" };
+    let scale = scale as usize;
+    if scale == 0 {
+        return format!("{sign}{digits}");
+    }
+    if digits.len() > scale {
+        let (int, frac) = digits.split_at(digits.len() - scale);
+        format!("{sign}{int}.{frac}")
+    } else {
+        format!("{sign}0.{}{digits}", "0".repeat(scale - digits.len()))
     }
 }
 
@@ -113,18 +423,6 @@ impl PosUsize {
     pub fn wrap(&self, len: usize) -> Option<usize> {
         self.0.then_some(self.1).or_else(|| len.checked_sub(self.1))
     }
-}
-
-#[test]
-fn wrap_test() {
-    let len = 4;
-    let pos = |i| PosUsize(true, i);
-    let neg = |i| PosUsize(false, i);
-    assert_eq!(pos(0).wrap(len), Some(0));
-    assert_eq!(pos(8).wrap(len), Some(8));
-    assert_eq!(neg(1).wrap(len), Some(3));
-    assert_eq!(neg(4).wrap(len), Some(0));
-    assert_eq!(neg(8).wrap(len), None);
 }
 
 fn int_or_big<const N: usize>(
@@ -163,115 +461,27 @@ fn biguint_from_str_radix(s: &str, radix: u32) -> Option<BigUint> {
     BigUint::from_radix_be(&digits.collect::<Option<Vec<_>>>()?, radix)
 }
 
-impl core::ops::Add for Num {
-    type Output = Num;
-    fn add(self, rhs: Self) -> Self::Output {
-        use num_bigint::BigInt;
-        use Num::*;
-        match (self, rhs) {
-            (Int(x), Int(y)) => int_or_big(x.checked_add(y), [x, y], |[x, y]| x + y),
-            (Int(i), BigInt(b)) | (BigInt(b), Int(i)) => Self::big_int(&BigInt::from(i) + &*b),
-            (Int(i), Float(f)) | (Float(f), Int(i)) => Float(f + i as f64),
-            (BigInt(x), BigInt(y)) => Self::big_int(&*x + &*y),
-            (BigInt(i), Float(f)) | (Float(f), BigInt(i)) => Float(f + i.to_f64().unwrap()),
-            (Float(x), Float(y)) => Float(x + y),
-            (Dec(n), r) => Self::from_dec_str(&n) + r,
-            (l, Dec(n)) => l + Self::from_dec_str(&n),
-        }
-    }
+/// The exact value of a number for comparison: finite numbers as decimals, and the
+/// non-finite floats ordered as jq orders them (NaN below everything, then -inf, ..., +inf).
+enum Key {
+    NaN,
+    NegInf,
+    Finite(BigDecimal),
+    PosInf,
 }
 
-impl core::ops::Sub for Num {
-    type Output = Self;
-    fn sub(self, rhs: Self) -> Self::Output {
-        use num_bigint::BigInt;
-        use Num::*;
-        match (self, rhs) {
-            (Int(x), Int(y)) => int_or_big(x.checked_sub(y), [x, y], |[x, y]| x - y),
-            (Int(i), BigInt(b)) => Self::big_int(&BigInt::from(i) - &*b),
-            (BigInt(b), Int(i)) => Self::big_int(&*b - &BigInt::from(i)),
-            (BigInt(x), BigInt(y)) => Self::big_int(&*x - &*y),
-            (Float(f), Int(i)) => Float(f - i as f64),
-            (Int(i), Float(f)) => Float(i as f64 - f),
-            (Float(f), BigInt(i)) => Float(f - i.to_f64().unwrap()),
-            (BigInt(i), Float(f)) => Float(i.to_f64().unwrap() - f),
-            (Float(x), Float(y)) => Float(x - y),
-            (Dec(n), r) => Self::from_dec_str(&n) - r,
-            (l, Dec(n)) => l - Self::from_dec_str(&n),
-        }
-    }
-}
-
-impl core::ops::Mul for Num {
-    type Output = Self;
-    fn mul(self, rhs: Self) -> Self::Output {
-        use num_bigint::BigInt;
-        use Num::*;
-        match (self, rhs) {
-            (Int(x), Int(y)) => int_or_big(x.checked_mul(y), [x, y], |[x, y]| x * y),
-
-            (Int(i), BigInt(b)) | (BigInt(b), Int(i)) => Self::big_int(&BigInt::from(i) * &*b),
-            (BigInt(x), BigInt(y)) => Self::big_int(&*x * &*y),
-            (BigInt(i), Float(f)) | (Float(f), BigInt(i)) => Float(f * i.to_f64().unwrap()),
-            (Float(f), Int(i)) | (Int(i), Float(f)) => Float(f * i as f64),
-            (Float(x), Float(y)) => Float(x * y),
-            (Dec(n), r) => Self::from_dec_str(&n) * r,
-            (l, Dec(n)) => l * Self::from_dec_str(&n),
-        }
-    }
-}
-
-impl core::ops::Div for Num {
-    type Output = Self;
-    fn div(self, rhs: Self) -> Self::Output {
-        use Num::{BigInt, Dec, Float, Int};
-        match (self, rhs) {
-            (Int(l), r) => Float(l as f64) / r,
-            (l, Int(r)) => l / Float(r as f64),
-            (BigInt(l), r) => Float(l.to_f64().unwrap()) / r,
-            (l, BigInt(r)) => l / Float(r.to_f64().unwrap()),
-            (Float(x), Float(y)) => Float(x / y),
-            (Dec(n), r) => Self::from_dec_str(&n) / r,
-            (l, Dec(n)) => l / Self::from_dec_str(&n),
-        }
-    }
-}
-
-impl core::ops::Rem for Num {
-    type Output = Self;
-    fn rem(self, rhs: Self) -> Self::Output {
-        use num_bigint::BigInt;
-        use Num::*;
-        match (self, rhs) {
-            // `x.checked_rem(y)` is `None` only for:
-            //
-            // - `isize::MIN % -1`: The remainder is always 0.
-            // - `x % 0`: This is guarded by `Val`.
-            (Int(x), Int(y)) => Int(x.checked_rem(y).unwrap_or(0)),
-            (BigInt(x), BigInt(y)) => Num::big_int(&*x % &*y),
-            (Int(i), BigInt(b)) => Num::big_int(&BigInt::from(i) % &*b),
-            (BigInt(b), Int(i)) => Num::big_int(&*b % &BigInt::from(i)),
-            (Int(i), Float(f)) => Float(i as f64 % f),
-            (Float(f), Int(i)) => Float(f % i as f64),
-            (BigInt(i), Float(f)) => Float(i.to_f64().unwrap() % f),
-            (Float(f), BigInt(i)) => Float(f % i.to_f64().unwrap()),
-            (Float(x), Float(y)) => Float(x % y),
-            (Dec(n), r) => Self::from_dec_str(&n) % r,
-            (l, Dec(n)) => l % Self::from_dec_str(&n),
-        }
-    }
-}
-
-impl core::ops::Neg for Num {
-    type Output = Self;
-    fn neg(self) -> Self::Output {
+impl Num {
+    fn key(&self) -> Key {
         match self {
-            Self::Int(x) => int_or_big(x.checked_neg(), [x], |[x]| -x),
-            Self::BigInt(x) => Self::big_int(-&*x),
-            Self::Float(x) => Self::Float(-x),
-            Self::Dec(n) => match n.strip_prefix('-') {
-                Some(pos) => Self::Dec(pos.to_string().into()),
-                None => Self::Dec(alloc::format!("-{n}").into()),
+            Self::Float(f) if f.is_nan() => Key::NaN,
+            Self::Float(f) if *f == f64::INFINITY => Key::PosInf,
+            Self::Float(f) if *f == f64::NEG_INFINITY => Key::NegInf,
+            Self::Float(f) => Key::Finite(BigDecimal::try_from(*f).unwrap_or_default()),
+            n => match n.to_decimal() {
+                Some(d) => Key::Finite(d),
+                // An unparsable literal (exponent beyond i64) is huge or tiny: order it as
+                // the float it rounds to.
+                None => Self::Float(n.as_f64()).key(),
             },
         }
     }
@@ -279,68 +489,36 @@ impl core::ops::Neg for Num {
 
 impl Hash for Num {
     fn hash<H: Hasher>(&self, state: &mut H) {
+        // Equal numbers must hash equally across kinds (`1`, `1.0`, `1.00` and the float 1),
+        // so finite numbers hash their normalised exact value.
+        // `Val::hash` assumes that this starts with `state.write_u8(n)` where `n < 2`.
         match self {
-            // hash machine-sized integers like floating-point numbers,
-            // because they are also compared for equality that way
-            Self::Int(i) => Self::Float(*i as f64).hash(state),
-            // hash all non-finite floats, like NaN and infinity, to the same
-            // note that `Val::hash` assumes that `Num::hash` always starts
-            // with `state.write_u8(n)`, where `n < 2`
-            Self::Float(f) => {
-                state.write_u8(0);
-                if f.is_finite() {
-                    f.to_ne_bytes().hash(state);
+            Self::Int(i) => {
+                state.write_u8(1);
+                let (mut m, mut e) = (*i as i128, 0i64);
+                while m != 0 && m % 10 == 0 {
+                    m /= 10;
+                    e += 1;
                 }
+                BigInt::from(m).hash(state);
+                e.hash(state);
             }
-            Self::Dec(d) => Self::from_dec_str(d).hash(state),
-            Self::BigInt(i) => {
-                let f = i.to_f64().unwrap();
-                if f.is_finite() {
-                    Self::Float(f).hash(state)
-                } else {
+            n => match n.key() {
+                Key::Finite(d) => {
                     state.write_u8(1);
-                    i.hash(state)
+                    let (m, s) = d.normalized().into_bigint_and_exponent();
+                    m.hash(state);
+                    (-s).hash(state);
                 }
-            }
+                _ => state.write_u8(0),
+            },
         }
     }
 }
 
-#[test]
-fn hash_nums() {
-    use core::f64::consts::PI;
-    use core::hash::BuildHasher;
-    let h = |n| foldhash::fast::FixedState::with_seed(42).hash_one(n);
-
-    assert_eq!(h(Num::Int(4096)), h(Num::big_int(4096.into())));
-    assert_eq!(h(Num::Float(0.0)), h(Num::Int(0)));
-    assert_eq!(h(Num::Float(3.0)), h(Num::big_int(3.into())));
-
-    assert_ne!(h(Num::Float(0.2)), h(Num::Float(0.4)));
-    assert_ne!(h(Num::Float(PI)), h(Num::big_int(3.into())));
-    assert_ne!(h(Num::Float(0.2)), h(Num::Int(1)));
-    assert_ne!(h(Num::Int(1)), h(Num::Int(2)));
-}
-
 impl PartialEq for Num {
     fn eq(&self, other: &Self) -> bool {
-        match (self, other) {
-            (Self::Int(x), Self::Int(y)) => x == y,
-            (Self::Int(i), Self::Float(f)) | (Self::Float(f), Self::Int(i)) => {
-                f.is_finite() && float_eq(*i as f64, *f)
-            }
-            (Self::BigInt(x), Self::BigInt(y)) => x == y,
-            (Self::Int(i), Self::BigInt(b)) | (Self::BigInt(b), Self::Int(i)) => {
-                **b == BigInt::from(*i)
-            }
-            (Self::BigInt(i), Self::Float(f)) | (Self::Float(f), Self::BigInt(i)) => {
-                f.is_finite() && float_eq(i.to_f64().unwrap(), *f)
-            }
-            (Self::Float(x), Self::Float(y)) => float_eq(*x, *y),
-            (Self::Dec(x), Self::Dec(y)) if Rc::ptr_eq(x, y) => true,
-            (Self::Dec(n), y) => &Self::from_dec_str(n) == y,
-            (x, Self::Dec(n)) => x == &Self::from_dec_str(n),
-        }
+        self.cmp(other) == Ordering::Equal
     }
 }
 
@@ -354,26 +532,29 @@ impl PartialOrd for Num {
 
 impl Ord for Num {
     fn cmp(&self, other: &Self) -> Ordering {
+        use Ordering::*;
         match (self, other) {
             (Self::Int(x), Self::Int(y)) => x.cmp(y),
             (Self::Int(x), Self::BigInt(y)) => BigInt::from(*x).cmp(y),
-            (Self::Int(i), Self::Float(f)) => float_cmp(*i as f64, *f),
             (Self::BigInt(x), Self::Int(y)) => (**x).cmp(&BigInt::from(*y)),
             (Self::BigInt(x), Self::BigInt(y)) => x.cmp(y),
-            // BigInt::to_f64 always yields Some, large values become f64::INFINITY
-            (Self::BigInt(x), Self::Float(y)) => float_cmp(x.to_f64().unwrap(), *y),
-            (Self::Float(f), Self::Int(i)) => float_cmp(*f, *i as f64),
-            (Self::Float(x), Self::BigInt(y)) => float_cmp(*x, y.to_f64().unwrap()),
             (Self::Float(x), Self::Float(y)) => float_cmp(*x, *y),
-            (Self::Dec(x), Self::Dec(y)) if Rc::ptr_eq(x, y) => Ordering::Equal,
-            (Self::Dec(n), y) => Self::from_dec_str(n).cmp(y),
-            (x, Self::Dec(n)) => x.cmp(&Self::from_dec_str(n)),
+            (Self::Dec(x), Self::Dec(y)) if Rc::ptr_eq(x, y) => Equal,
+            _ => match (self.key(), other.key()) {
+                (Key::Finite(x), Key::Finite(y)) => x.cmp(&y),
+                (x, y) => rank(&x).cmp(&rank(&y)),
+            },
         }
     }
 }
 
-fn float_eq(left: f64, right: f64) -> bool {
-    float_cmp(left, right) == Ordering::Equal
+fn rank(k: &Key) -> u8 {
+    match k {
+        Key::NaN => 0,
+        Key::NegInf => 1,
+        Key::Finite(_) => 2,
+        Key::PosInf => 3,
+    }
 }
 
 fn float_cmp(left: f64, right: f64) -> Ordering {
