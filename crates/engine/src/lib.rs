@@ -13,9 +13,15 @@ pub mod pipeline;
 pub mod transform;
 pub mod validate;
 
+pub use encode::{EncodeError, Encoding, UnknownEncoding, encode};
 pub use limits::Limits;
 pub use parse::{ParseError, parse_document};
-
+pub use pipeline::{
+    Outcome, Part, Pipeline, PipelineError, PipelineOptions, PipelineSpec, Rejection, Resolved,
+    SpecError, Stage,
+};
+pub use transform::{CompileError, OutputMode, Transform, TransformError};
+pub use validate::{Draft, Finding, Schema, SchemaError, SchemaOptions, UnknownDraft};
 
 /// The document model shared by every stage: `serde_json::Value` built with
 /// `arbitrary_precision` (numbers keep their literal text) and `preserve_order`.
