@@ -8,8 +8,8 @@
 //! # Numbers never change value
 //!
 //! The product promise is that a number comes out exactly as it went in. JSON and NDJSON copy
-//! each number's text as the [`Value`] holds it, byte for byte (serde_json keeps the literal,
-//! only spelling an exponent as `e+`/`e-`). The other encodings must turn a literal into a
+//! each number's text as the [`Value`] holds it, byte for byte (`parse_document` keeps the
+//! literal as written; serde_json's own parser would spell an exponent `e+`). The other encodings must turn a literal into a
 //! format-specific number, and they do so only when that keeps its value:
 //!
 //! - **Integers** (literals with neither a fraction nor an exponent) go to MessagePack as

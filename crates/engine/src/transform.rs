@@ -45,7 +45,9 @@ impl<'a> HasLut<'a, Budgeted> for BudgetedLut<'a> {
 }
 
 /// How a program's outputs become the transform's result.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputMode {
     /// Exactly one output; zero or several is an error.
@@ -61,7 +63,9 @@ impl FromStr for OutputMode {
         match s {
             "one" => Ok(Self::One),
             "collect" => Ok(Self::Collect),
-            _ => Err(format!("unknown output mode {s:?}; use \"one\" or \"collect\"")),
+            _ => Err(format!(
+                "unknown output mode {s:?}; use \"one\" or \"collect\""
+            )),
         }
     }
 }
@@ -102,7 +106,9 @@ pub enum TransformError {
     #[error("{0}")]
     Jq(String),
     /// The program yielded zero or several outputs where exactly one is required.
-    #[error("transform yielded {0} outputs; exactly one is required (use collect mode to gather several)")]
+    #[error(
+        "transform yielded {0} outputs; exactly one is required (use collect mode to gather several)"
+    )]
     OutputCount(usize),
     /// An output is not JSON (NaN, infinity, non-string object key, ...).
     #[error("transform output is not JSON: {0}")]
@@ -328,11 +334,14 @@ pub fn from_val(v: &Val) -> Result<Value, TransformError> {
 fn number(n: &Num) -> Result<Number, TransformError> {
     match n {
         Num::Int(i) => Ok(Number::from(*i as i64)),
-        Num::Float(f) if !f.is_finite() => Err(TransformError::NotJson(format!(
-            "{n} is not a JSON number"
-        ))),
-        other => Number::from_str(&other.to_string())
-            .map_err(|e| TransformError::NotJson(format!("{other}: {e}"))),
+        Num::Float(f) if !f.is_finite() => {
+            Err(TransformError::NotJson(format!("{n} is not a JSON number")))
+        }
+        // `Display` writes JSON number text for every other kind: the literal a decimal was
+        // read from, digits for big integers, `jqval`'s own formatting for computed decimals
+        // and ryu's for floats. `from_string_unchecked` keeps that spelling (serde_json's
+        // `FromStr` would rewrite `1e400` as `1e+400`); see `parse.rs` for why it is used.
+        other => Ok(Number::from_string_unchecked(other.to_string())),
     }
 }
 
@@ -342,7 +351,7 @@ mod tests {
 
     fn run(code: &str, input: &str) -> Result<String, TransformError> {
         let t = Transform::compile(code, OutputMode::One).unwrap();
-        let input: Value = serde_json::from_str(input).unwrap();
+        let input = crate::parse_document(input.as_bytes(), &crate::Limits::default()).unwrap();
         t.run(&input, Duration::from_secs(1))
             .map(|v| serde_json::to_string(&v).unwrap())
     }
@@ -352,15 +361,27 @@ mod tests {
         assert_eq!(run("0.1 + 0.2", "null").unwrap(), "0.3");
         assert_eq!(run("0.1 + 0.2 == 0.3", "null").unwrap(), "true");
         assert_eq!(run("3.3 * 1.1", "null").unwrap(), "3.63");
-        assert_eq!(run(".a * .b", r#"{"a":2500000.00,"b":1.08734}"#).unwrap(), "2718350.0000000");
-        assert_eq!(run(". + 1", "9007199254740992").unwrap(), "9007199254740993");
-        assert_eq!(run("1.000000000000000000001 - 1", "null").unwrap(), "0.000000000000000000001");
-        assert_eq!(run("[.[] | . * 2]", "[1.5, 0.25, -0.1]").unwrap(), "[3.0,0.50,-0.2]");
+        assert_eq!(
+            run(".a * .b", r#"{"a":2500000.00,"b":1.08734}"#).unwrap(),
+            "2718350.0000000"
+        );
+        assert_eq!(
+            run(". + 1", "9007199254740992").unwrap(),
+            "9007199254740993"
+        );
+        assert_eq!(
+            run("1.000000000000000000001 - 1", "null").unwrap(),
+            "0.000000000000000000001"
+        );
+        assert_eq!(
+            run("[.[] | . * 2]", "[1.5, 0.25, -0.1]").unwrap(),
+            "[3.0,0.50,-0.2]"
+        );
     }
 
     #[test]
     fn numbers_pass_through_byte_for_byte() {
-        let doc = r#"[12345678901234567890,9007199254740993,0.1,1.000000000000000000001,1234567890123456789012345678901234567890,1e+400,2718350.0000000,-0]"#;
+        let doc = r#"[12345678901234567890,9007199254740993,0.1,1.000000000000000000001,1234567890123456789012345678901234567890,1e400,2718350.0000000,-0]"#;
         assert_eq!(run(".", doc).unwrap(), doc);
         assert_eq!(run("map(.)", doc).unwrap(), doc);
     }
@@ -369,54 +390,103 @@ mod tests {
     fn division_is_exact_or_rounded_to_34_digits() {
         assert_eq!(run("1 / 4", "null").unwrap(), "0.25");
         assert_eq!(run("6 / 3", "null").unwrap(), "2");
-        assert_eq!(run("1 / 3", "null").unwrap(), "0.3333333333333333333333333333333333");
-        assert_eq!(run("2 / 3", "null").unwrap(), "0.6666666666666666666666666666666667");
-        assert_eq!(run("-2 / 3", "null").unwrap(), "-0.6666666666666666666666666666666667");
+        assert_eq!(
+            run("1 / 3", "null").unwrap(),
+            "0.3333333333333333333333333333333333"
+        );
+        assert_eq!(
+            run("2 / 3", "null").unwrap(),
+            "0.6666666666666666666666666666666667"
+        );
+        assert_eq!(
+            run("-2 / 3", "null").unwrap(),
+            "-0.6666666666666666666666666666666667"
+        );
         assert!(matches!(run("1 / 0", "null"), Err(TransformError::Jq(_))));
-        assert!(matches!(run("1.5 / 0.0", "null"), Err(TransformError::Jq(_))));
+        assert!(matches!(
+            run("1.5 / 0.0", "null"),
+            Err(TransformError::Jq(_))
+        ));
     }
 
     #[test]
     fn comparisons_are_exact() {
         assert_eq!(run("0.30000000000000001 > 0.3", "null").unwrap(), "true");
-        assert_eq!(run("100000000000000000001 > 100000000000000000000", "null").unwrap(), "true");
+        assert_eq!(
+            run("100000000000000000001 > 100000000000000000000", "null").unwrap(),
+            "true"
+        );
         assert_eq!(run("1.0 == 1", "null").unwrap(), "true");
         assert_eq!(run("[1.10, 1.1, 1] | unique", "null").unwrap(), "[1,1.10]");
-        assert_eq!(run("[3, 0.5, 12345678901234567890, -1e400] | sort", "null").unwrap(), "[-1e+400,0.5,3,12345678901234567890]");
+        assert_eq!(
+            run("[3, 0.5, 12345678901234567890, -1e400] | sort", "null").unwrap(),
+            "[-1e400,0.5,3,12345678901234567890]"
+        );
         assert_eq!(run("{\"a\":1.0} == {\"a\":1}", "null").unwrap(), "true");
     }
 
     #[test]
     fn rounding_helpers() {
         assert_eq!(run("2.345 | round_to(2)", "null").unwrap(), "2.34");
-        assert_eq!(run("2.345 | round_to(2; \"half_up\")", "null").unwrap(), "2.35");
+        assert_eq!(
+            run("2.345 | round_to(2; \"half_up\")", "null").unwrap(),
+            "2.35"
+        );
         assert_eq!(run("1.5 | round_to(2)", "null").unwrap(), "1.50");
         assert_eq!(run("-2.5 | round", "null").unwrap(), "-3");
-        assert_eq!(run("12345678901234567890.5 | floor", "null").unwrap(), "12345678901234567890");
+        assert_eq!(
+            run("12345678901234567890.5 | floor", "null").unwrap(),
+            "12345678901234567890"
+        );
         assert_eq!(run("2.1 | ceil", "null").unwrap(), "3");
-        assert!(run("1 | round_to(2; \"sideways\")", "null").unwrap_err().to_string().contains("half_even"));
+        assert!(
+            run("1 | round_to(2; \"sideways\")", "null")
+                .unwrap_err()
+                .to_string()
+                .contains("half_even")
+        );
     }
 
     #[test]
     fn tonumber_keeps_digits() {
-        assert_eq!(run("\"2500000.00\" | tonumber", "null").unwrap(), "2500000.00");
-        assert_eq!(run("\"12345678901234567890\" | tonumber", "null").unwrap(), "12345678901234567890");
+        assert_eq!(
+            run("\"2500000.00\" | tonumber", "null").unwrap(),
+            "2500000.00"
+        );
+        assert_eq!(
+            run("\"12345678901234567890\" | tonumber", "null").unwrap(),
+            "12345678901234567890"
+        );
     }
 
     #[test]
     fn hostile_exponents_fail_instead_of_allocating() {
         let err = run("1e-100000 + 1", "null").unwrap_err();
         assert!(err.to_string().contains("out of range"), "{err}");
-        assert_eq!(run("1e400 * 2", "null").unwrap().to_ascii_lowercase().replace("e+", "e"), "2e400");
+        assert_eq!(
+            run("1e400 * 2", "null")
+                .unwrap()
+                .to_ascii_lowercase()
+                .replace("e+", "e"),
+            "2e400"
+        );
     }
 
     #[test]
     fn output_rule() {
         let err = run(".[]", "[1,2,3]").unwrap_err();
         assert_eq!(err, TransformError::OutputCount(3));
-        assert_eq!(run("empty", "null").unwrap_err(), TransformError::OutputCount(0));
+        assert_eq!(
+            run("empty", "null").unwrap_err(),
+            TransformError::OutputCount(0)
+        );
         let t = Transform::compile(".[]", OutputMode::Collect).unwrap();
-        let v = t.run(&serde_json::from_str("[1,2]").unwrap(), Duration::from_secs(1)).unwrap();
+        let v = t
+            .run(
+                &serde_json::from_str("[1,2]").unwrap(),
+                Duration::from_secs(1),
+            )
+            .unwrap();
         assert_eq!(v.to_string(), "[1,2]");
     }
 
@@ -424,7 +494,10 @@ mod tests {
     fn jq_errors_carry_the_message() {
         let err = run("error(\"bad trade\")", "null").unwrap_err();
         assert!(err.to_string().contains("bad trade"), "{err}");
-        assert!(matches!(run("nan", "null"), Err(TransformError::NotJson(_))));
+        assert!(matches!(
+            run("nan", "null"),
+            Err(TransformError::NotJson(_))
+        ));
     }
 
     #[test]

@@ -151,7 +151,9 @@ fn round_to(x: &Val, scale: &Val, mode: &Val) -> ValR {
         .and_then(crate::rounding_mode)
         .ok_or_else(|| {
             let modes = crate::ROUNDING_MODES;
-            Error::str(format_args!("round_to: unknown rounding mode {mode}; use one of {modes}"))
+            Error::str(format_args!(
+                "round_to: unknown rounding mode {mode}; use one of {modes}"
+            ))
         })?;
     n.round_to(scale as i64, mode)
         .map(Val::Num)

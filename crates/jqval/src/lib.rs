@@ -38,7 +38,6 @@ pub use alloc::rc::Rc;
 #[cfg(feature = "sync")]
 pub use alloc::sync::Arc as Rc;
 
-
 /// JSON superset with binary data and non-string object keys.
 ///
 /// This is the default value type for jaq.
@@ -357,7 +356,8 @@ pub fn prelude_defs() -> impl Iterator<Item = load::parse::Def<&'static str>> {
 }
 
 /// Natives of jq's core, standard and JSON libraries, to go with [`prelude_defs`].
-pub fn prelude_funs<D: for<'a> jaq_core::DataT<V<'a> = Val>>() -> impl Iterator<Item = jaq_core::native::Fun<D>> {
+pub fn prelude_funs<D: for<'a> jaq_core::DataT<V<'a> = Val>>(
+) -> impl Iterator<Item = jaq_core::native::Fun<D>> {
     jaq_core::funs().chain(jaq_std::funs()).chain(funs())
 }
 
@@ -583,7 +583,10 @@ fn num_op(x: Num, y: Num, op: ops::Math, f: fn(Num, Num) -> Result<Num, NumError
     budget::tick();
     f(x.clone(), y.clone()).map(Val::Num).map_err(|e| match e {
         NumError::DivisionByZero => Error::math(Val::Num(x), op, Val::Num(y)),
-        NumError::OutOfRange => Error::str(format_args!("cannot calculate {x} {} {y}: {e}", op.as_str())),
+        NumError::OutOfRange => Error::str(format_args!(
+            "cannot calculate {x} {} {y}: {e}",
+            op.as_str()
+        )),
     })
 }
 

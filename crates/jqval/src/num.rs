@@ -111,7 +111,21 @@ impl Num {
         if s == "-0" {
             return Self::Dec(Rc::new(s.to_string()));
         }
-        Self::from_str_radix(s, 10).unwrap_or_else(|| Self::Dec(Rc::new(s.to_string())))
+        Self::from_str_radix(s, 10).unwrap_or_else(|| {
+            // jq reads numbers more loosely than JSON (`+1.5`, `.5`, `1.`); a decimal keeps its
+            // text only when that text is JSON, so that writing it back is always valid.
+            if is_json_number(s) {
+                Self::Dec(Rc::new(s.to_string()))
+            } else {
+                BigDecimal::from_str(s).map_or_else(
+                    |_| Self::from_dec_str(s),
+                    |d| {
+                        let (m, scale) = d.into_bigint_and_exponent();
+                        Self::Dec(Rc::new(format_decimal(&m, scale)))
+                    },
+                )
+            }
+        })
     }
 
     /// Convert from an integral type to a machine-sized or big integer.
@@ -235,7 +249,9 @@ impl Num {
         use Num::*;
         Ok(match (self, rhs) {
             (Int(x), Int(y)) => int_or_big(x.checked_add(y), [x, y], |[x, y]| x + y),
-            (Int(i), BigInt(b)) | (BigInt(b), Int(i)) => Self::big_int(&num_bigint::BigInt::from(i) + &*b),
+            (Int(i), BigInt(b)) | (BigInt(b), Int(i)) => {
+                Self::big_int(&num_bigint::BigInt::from(i) + &*b)
+            }
             (BigInt(x), BigInt(y)) => Self::big_int(&*x + &*y),
             (l, r) => match exact_pair(&l, &r) {
                 Some((x, y)) => {
@@ -270,7 +286,9 @@ impl Num {
         use Num::*;
         Ok(match (self, rhs) {
             (Int(x), Int(y)) => int_or_big(x.checked_mul(y), [x, y], |[x, y]| x * y),
-            (Int(i), BigInt(b)) | (BigInt(b), Int(i)) => Self::big_int(&num_bigint::BigInt::from(i) * &*b),
+            (Int(i), BigInt(b)) | (BigInt(b), Int(i)) => {
+                Self::big_int(&num_bigint::BigInt::from(i) * &*b)
+            }
             (BigInt(x), BigInt(y)) => Self::big_int(&*x * &*y),
             (l, r) => match exact_pair(&l, &r) {
                 Some((x, y)) => {
@@ -378,7 +396,11 @@ fn divide(x: &BigDecimal, y: &BigDecimal) -> NumR {
     }
     // A non-zero remainder becomes a sticky last digit, so that rounding sees "more than
     // half" even when the truncated digits read exactly ...5.
-    let sticky = if r.is_zero() { 0 } else { q.signum().to_i32().unwrap_or(0) };
+    let sticky = if r.is_zero() {
+        0
+    } else {
+        q.signum().to_i32().unwrap_or(0)
+    };
     let d = BigDecimal::new(q * 10 + sticky, scale + 1);
     let target = scale + 1 - (d.digits() as i64 - DIV_PRECISION as i64);
     Ok(Num::from_decimal(strip_zeros(
@@ -396,6 +418,42 @@ fn strip_zeros(d: BigDecimal) -> BigDecimal {
     BigDecimal::new(m, s)
 }
 
+/// Whether `s` is a number in JSON's grammar (RFC 8259, section 6).
+fn is_json_number(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while b.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        *i - start
+    };
+    match b.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => {
+            digits(&mut i);
+        }
+        _ => return false,
+    }
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
 /// JSON number text for `mantissa * 10^-scale`: plain digits for a moderate scale, else
 /// exponent notation so that `1e-5000` does not turn into 5,000 characters.
 fn format_decimal(mantissa: &BigInt, scale: i64) -> String {
@@ -403,7 +461,11 @@ fn format_decimal(mantissa: &BigInt, scale: i64) -> String {
         return format!("{mantissa}e{}", -scale);
     }
     let digits = mantissa.magnitude().to_string();
-    let sign = if mantissa.sign() == Sign::Minus { "-" } else { "" };
+    let sign = if mantissa.sign() == Sign::Minus {
+        "-"
+    } else {
+        ""
+    };
     let scale = scale as usize;
     if scale == 0 {
         return format!("{sign}{digits}");

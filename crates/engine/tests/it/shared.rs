@@ -14,8 +14,14 @@ pub(crate) fn dir(rel: &str) -> Option<PathBuf> {
         return Some(path);
     }
     if std::env::var_os("CI").is_some() {
-        panic!("{} is missing and CI is set: conformance tests must not skip", path.display());
+        panic!(
+            "{} is missing and CI is set: conformance tests must not skip",
+            path.display()
+        );
     }
-    eprintln!("SKIPPED: {} is absent; set it up beside the project to run this test", path.display());
+    eprintln!(
+        "SKIPPED: {} is absent; set it up beside the project to run this test",
+        path.display()
+    );
     None
 }
