@@ -1,0 +1,4 @@
+//! The Redis store. (Being written.)
+
+/// Placeholder until the Redis store lands.
+pub struct RedisStore;

@@ -1,0 +1,6 @@
+//! The registry's one integration-test binary: the same behaviour suite against every store
+//! (embedded redb and Redis), plus each store's own failure tests.
+
+#[macro_use]
+mod suite;
+mod embedded;
