@@ -21,8 +21,11 @@ pub struct Compiled<T> {
     pub value: T,
 }
 
-type Names<T> = HashMap<String, Arc<Compiled<T>>>;
-type Tenants<T> = HashMap<String, Names<T>>;
+// foldhash rather than SipHash: keys are names chosen by tenants, but a lookup is on every
+// request and SipHash's DoS resistance is not needed for maps that only registered names enter.
+type Hasher = foldhash::fast::RandomState;
+type Names<T> = HashMap<String, Arc<Compiled<T>>, Hasher>;
+type Tenants<T> = HashMap<String, Names<T>, Hasher>;
 
 /// A bounded, lock-free-to-read map of (tenant, name) to the newest compiled version.
 pub struct Cache<T> {
@@ -36,7 +39,7 @@ impl<T> Cache<T> {
     /// An empty cache holding at most `capacity` entries.
     pub fn new(capacity: usize) -> Self {
         Self {
-            map: ArcSwap::from_pointee(HashMap::new()),
+            map: ArcSwap::from_pointee(Tenants::default()),
             order: Mutex::new(VecDeque::new()),
             capacity: capacity.max(1),
         }
@@ -100,7 +103,7 @@ impl<T> Cache<T> {
     /// Replaces everything (a warm start or a resync), keeping the newest `capacity`.
     pub fn replace_all(&self, entries: Vec<(String, String, Compiled<T>)>) {
         let mut order = self.order.lock().unwrap_or_else(|e| e.into_inner());
-        let mut next: Tenants<T> = HashMap::new();
+        let mut next = Tenants::<T>::default();
         order.clear();
         let skip = entries.len().saturating_sub(self.capacity);
         for (tenant, name, compiled) in entries.into_iter().skip(skip) {

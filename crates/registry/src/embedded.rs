@@ -112,6 +112,17 @@ impl Store for EmbeddedStore {
                     let mut latest = txn.open_table(LATEST).map_err(err)?;
                     let mut versions = txn.open_table(VERSIONS).map_err(err)?;
                     let k = kind.as_str();
+                    for schema in &uses {
+                        if latest
+                            .get(("schema", tenant.as_str(), schema.as_str()))
+                            .map_err(err)?
+                            .is_none()
+                        {
+                            return Err(StoreError::MissingRef {
+                                name: schema.clone(),
+                            });
+                        }
+                    }
                     let current = latest
                         .get((k, tenant.as_str(), name.as_str()))
                         .map_err(err)?

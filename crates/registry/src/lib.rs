@@ -94,6 +94,9 @@ impl From<StoreError> for RegistryError {
             StoreError::Unavailable(m) => Self::Unavailable(m),
             StoreError::InUse { kind, name, user } => Self::InUse { kind, name, user },
             StoreError::Corrupt(m) => Self::Corrupt(m),
+            StoreError::MissingRef { name } => Self::Rejected(format!(
+                "unknown schema reference {name}: it was just deleted"
+            )),
         }
     }
 }
@@ -227,17 +230,20 @@ impl Registry {
                 tenant,
                 name,
                 ..
-            } => {
-                self.load_pipeline(tenant, name).await?;
-            }
+            } => match self.load_pipeline(tenant, name).await {
+                // Deleted again since; the deletion's own change follows.
+                Err(RegistryError::NotFound { .. }) => self.pipelines.remove(tenant, name),
+                other => drop(other?),
+            },
             Change::Put {
                 kind: Kind::Schema,
                 tenant,
                 name,
                 ..
-            } => {
-                self.load_schema(tenant, name).await?;
-            }
+            } => match self.load_schema(tenant, name).await {
+                Err(RegistryError::NotFound { .. }) => self.schemas.remove(tenant, name),
+                other => drop(other?),
+            },
             Change::Deleted {
                 kind: Kind::Pipeline,
                 tenant,
@@ -363,9 +369,11 @@ impl Registry {
             ));
         }
         let schema = self.compile_schema(tenant, &doc).await?;
+        // A schema may `$ref` an older version of itself; that must not make it its own user.
         let uses: Vec<String> = schema_refs(&doc)?
             .into_iter()
             .map(|(n, _)| n)
+            .filter(|n| n != name)
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();

@@ -43,6 +43,13 @@ pub enum StoreError {
         /// Who uses it, e.g. `pipeline "trade"`.
         user: String,
     },
+    /// A put names a schema among its `uses` that does not exist (any more): it was deleted
+    /// between the registry's checks and the put.
+    #[error("schema {name:?} does not exist")]
+    MissingRef {
+        /// The schema's name.
+        name: String,
+    },
     /// Stored data that cannot be read back.
     #[error("registry data is corrupt: {0}")]
     Corrupt(String),
@@ -70,7 +77,9 @@ pub trait Store: Send + Sync + 'static {
     /// Stores `body` as the next version of `name`, unless it equals the newest version.
     /// Version numbers are allocated atomically: two concurrent puts, from any instance,
     /// never get the same version. `uses` names the schemas the body refers to; the put
-    /// records the resource as their user, atomically with the version.
+    /// checks that they all exist and records the resource as their user, atomically with
+    /// the version, so that a concurrent delete cannot leave a dangling reference
+    /// ([`StoreError::MissingRef`]).
     async fn put(
         &self,
         kind: Kind,
@@ -100,8 +109,9 @@ pub trait Store: Send + Sync + 'static {
     /// resynchronising after missed changes.
     async fn snapshot(&self) -> Result<Vec<Record>, StoreError>;
 
-    /// Changes made by this instance or any other sharing the store. A lagging receiver, or
-    /// a reconnect, yields [`Change::Resync`].
+    /// Changes made by this instance or any other sharing the store. After a reconnect the
+    /// store sends [`Change::Resync`]; a receiver that lags (`RecvError::Lagged`) must
+    /// resync too, as `Registry::follow_changes` does.
     fn changes(&self) -> broadcast::Receiver<Change>;
 
     /// Whether the backend answers now.

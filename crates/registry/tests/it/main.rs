@@ -4,3 +4,4 @@
 #[macro_use]
 mod suite;
 mod embedded;
+mod redis;

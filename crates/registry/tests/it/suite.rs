@@ -269,6 +269,28 @@ pub(crate) async fn deleting_a_used_schema_is_refused(store: Arc<dyn Store>) {
     );
 }
 
+pub(crate) async fn a_put_never_leaves_a_dangling_reference(store: Arc<dyn Store>) {
+    // What a put racing a delete of its schema sees: the store itself refuses.
+    let err = store
+        .put(Kind::Pipeline, TENANT, "p", "{}", &["gone".to_owned()])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        registry::StoreError::MissingRef {
+            name: "gone".into()
+        }
+    );
+    assert!(store.list(Kind::Pipeline, TENANT).await.unwrap().is_empty());
+    // A schema that refers to an older version of itself is not its own user.
+    let reg = registry(store);
+    reg.put_schema(TENANT, "s", MONEY.as_bytes()).await.unwrap();
+    reg.put_schema(TENANT, "s", br#"{"$ref":"assay://schemas/s/1"}"#)
+        .await
+        .unwrap();
+    reg.delete(Kind::Schema, TENANT, "s").await.unwrap();
+}
+
 pub(crate) async fn tenants_are_separate(store: Arc<dyn Store>) {
     let reg = registry(store);
     reg.put_schema("a", "s", ORDER.as_bytes()).await.unwrap();
@@ -378,6 +400,10 @@ macro_rules! store_suite {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn deleting_a_used_schema_is_refused() {
             $crate::suite::deleting_a_used_schema_is_refused($make).await
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_put_never_leaves_a_dangling_reference() {
+            $crate::suite::a_put_never_leaves_a_dangling_reference($make).await
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn tenants_are_separate() {
