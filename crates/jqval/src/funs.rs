@@ -1,3 +1,5 @@
+//! Native functions of the JSON library (`fromjson`, `tojson`, `length`, ...) and assay's
+//! additions (`round_to`, `nan`, `infinite`).
 use crate::{read, Error, Val, ValR, ValX};
 use alloc::{boxed::Box, vec::Vec};
 use bstr::ByteSlice;

@@ -4,3 +4,5 @@
 mod json_test_suite;
 mod schema_test_suite;
 mod shared;
+mod tidy;
+mod trade;
