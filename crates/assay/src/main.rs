@@ -1,1 +1,184 @@
-fn main() {}
+//! The `assay` binary: parses the command line, wires the library together and turns the
+//! outcome into an exit status. Everything else lives in the `assay` library and the engine.
+
+mod cli;
+
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use assay::input::{Framing, Input};
+use assay::stream::{Processor, Settings, Tally, process_all};
+use assay::transform::{Outputs, Transformation};
+use assay::validate::Validation;
+use assay::{load, run, validate};
+use clap::{CommandFactory, Parser};
+use engine::{Limits, SchemaOptions, Value};
+
+use crate::cli::{
+    Cli, Command, InputArgs, LimitArgs, ReadingArgs, RunArgs, TransformArgs, ValidateArgs,
+};
+
+/// Some documents did not pass (invalid, rejected, unparsable).
+const FAILED: u8 = 1;
+/// The command could not do its work: bad setup or I/O. clap uses it for usage errors too.
+const TROUBLE: u8 = 2;
+/// `transform` only: a document failed, as jq reports errors.
+const JQ_FAILED: u8 = 5;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("assay: {e:#}");
+            ExitCode::from(TROUBLE)
+        }
+    }
+}
+
+fn dispatch(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Validate(args) => validate(args),
+        Command::Transform(args) => transform(args),
+        Command::Run(args) => run(args),
+    }
+}
+
+fn validate(args: ValidateArgs) -> Result<ExitCode> {
+    let options = SchemaOptions {
+        draft: args.draft,
+        validate_formats: !args.no_formats,
+        max_errors: args.max_errors.get(),
+        ..SchemaOptions::default()
+    };
+    let schema = load::schema(&args.schema, &options)?;
+    let processor = Validation::new(schema, limits(&args.limits));
+    let summary = args
+        .summary
+        .then_some(validate::summary as fn(&Tally) -> Value);
+    let tally = stream(args.input, &processor, summary)?;
+    Ok(status(tally, FAILED))
+}
+
+fn transform(args: TransformArgs) -> Result<ExitCode> {
+    let mut files = args.input.files;
+    let (code, origin) = match (args.from_file, args.program) {
+        (Some(path), first) => {
+            // As in jq, with -f every positional argument is an input.
+            files.splice(0..0, first.map(PathBuf::from));
+            (load::read_text(&path)?, Some(path))
+        }
+        (None, Some(program)) => (program, None),
+        (None, None) => Cli::command()
+            .error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "a jq PROGRAM or -f PROGRAM_FILE is required",
+            )
+            .exit(),
+    };
+    let outputs = match (args.one, args.collect) {
+        (true, _) => Outputs::One,
+        (_, true) => Outputs::Collect,
+        _ => Outputs::Each,
+    };
+    let limits = Limits {
+        transform_timeout: Duration::from_millis(args.timeout_ms),
+        ..limits(&args.limits)
+    };
+    let processor = Transformation::new(&code, outputs, limits);
+    let processor = match origin {
+        Some(path) => processor.with_context(|| path.display().to_string())?,
+        None => processor?,
+    };
+    let input = InputArgs {
+        files,
+        reading: args.input.reading,
+    };
+    let tally = stream(input, &processor, None)?;
+    Ok(status(tally, JQ_FAILED))
+}
+
+fn run(args: RunArgs) -> Result<ExitCode> {
+    let pipeline = run::load_pipeline(&args.pipeline)?;
+    let processor = run::Run::new(pipeline, args.output);
+    let summary = args.summary.then_some(run::summary as fn(&Tally) -> Value);
+    let tally = stream(args.input, &processor, summary)?;
+    Ok(status(tally, FAILED))
+}
+
+fn limits(args: &LimitArgs) -> Limits {
+    let default = Limits::default();
+    Limits {
+        max_bytes: args.max_bytes.unwrap_or(default.max_bytes),
+        max_depth: args.max_depth.map_or(default.max_depth, NonZeroUsize::get),
+        ..default
+    }
+}
+
+fn settings(args: &ReadingArgs) -> Settings {
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN));
+    Settings {
+        framing: match (args.ndjson, args.whole) {
+            (true, _) => Framing::Ndjson,
+            (_, true) => Framing::Whole,
+            _ => Framing::Auto,
+        },
+        progress: io::stderr().is_terminal(),
+        ..Settings::new(jobs)
+    }
+}
+
+/// Opens every input before reading any, so that a missing file stops the command before it
+/// has written anything; then processes them in order.
+fn stream(
+    args: InputArgs,
+    processor: &impl Processor,
+    summary: Option<fn(&Tally) -> Value>,
+) -> Result<Tally> {
+    let inputs = if args.files.is_empty() {
+        vec![Input::stdin()]
+    } else {
+        args.files
+            .iter()
+            .map(|path| {
+                Input::open(path).with_context(|| format!("cannot open {}", path.display()))
+            })
+            .collect::<Result<_>>()?
+    };
+    let mut out = BufWriter::with_capacity(256 * 1024, io::stdout().lock());
+    // Not locked for the whole run: the progress bar draws on standard error from other
+    // threads, and would wait for the lock forever.
+    let mut err = io::stderr();
+    let tally = match process_all(
+        inputs,
+        &settings(&args.reading),
+        processor,
+        &mut out,
+        &mut err,
+    ) {
+        Ok(tally) => tally,
+        // The reader of our output has gone (`assay ... | head`); stopping is all there is
+        // to do, as for any filter killed by SIGPIPE.
+        Err(e) if e.is_broken_pipe() => std::process::exit(0),
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(summary) = summary {
+        serde_json::to_writer(&mut err, &summary(&tally))?;
+        writeln!(err)?;
+    }
+    Ok(tally)
+}
+
+fn status(tally: Tally, failed: u8) -> ExitCode {
+    if tally.all_passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(failed)
+    }
+}

@@ -1,0 +1,212 @@
+//! The command line as typed: clap definitions, help texts and the checks clap can make.
+//! Turning these into engine and library settings is `main.rs`'s job.
+
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use engine::{Draft, Encoding};
+
+const ABOUT: &str = "Validate, transform and run pipelines on JSON without losing a digit.";
+
+const LONG_ABOUT: &str = "\
+Validate, transform and run pipelines on JSON without losing a digit.
+
+Numbers keep their exact decimal value from input to output: 0.1 + 0.2 is 0.3, and an \
+integer above 2^64 stays as written.";
+
+const EXIT_CODES: &str = "\
+Exit status:
+  0  every document passed
+  1  validate, run: a document was invalid, rejected or could not be processed
+  2  usage error, unreadable file, or a schema, program or pipeline that does not compile
+  5  transform: a document could not be parsed or the program failed on it (as jq)";
+
+const INPUT_HELP: &str = "\
+Inputs:
+  Each FILE (or standard input when there is none, or for \"-\") holds one JSON document or \
+NDJSON, decided per input:
+    --ndjson, or a name ending in .ndjson, .jsonl or .ldjson: NDJSON, one document per line;
+    --whole: one JSON document;
+    otherwise, by the first non-blank line: if it ends with a string, array or object still \
+open (the first line of a pretty-printed document) the whole input is one document, else \
+the input is NDJSON (a single-line input is simply one document either way).
+  In NDJSON, blank lines are skipped and the others are processed in parallel (--jobs), \
+with results in input order. A line longer than --max-bytes is reported as too_large and \
+skipped without being held in memory.
+
+Reports:
+  Each document that does not pass gets one JSON line on standard error, for example
+    {\"file\":\"in.ndjson\",\"line\":12,\"valid\":false,\"errors\":[{\"instance_location\":\"/price\",...}]}
+    {\"file\":\"in.ndjson\",\"line\":13,\"valid\":false,\"error\":{\"code\":\"syntax\",\"message\":\"...\"}}
+  \"line\" is the 1-based line of the document in its input (1 for a whole-input document). \
+Standard input is named \"<stdin>\".";
+
+/// The `assay` command line.
+#[derive(Debug, Parser)]
+#[command(name = "assay", version, about = ABOUT, long_about = LONG_ABOUT, after_help = EXIT_CODES)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Check JSON documents against a JSON Schema.
+    #[command(after_help = EXIT_CODES, after_long_help = format!("{INPUT_HELP}\n\n{EXIT_CODES}"))]
+    Validate(ValidateArgs),
+    /// Run a jq program on JSON documents, with exact decimal arithmetic.
+    ///
+    /// Every output is printed as compact JSON on its own line, like `jq -c`.
+    #[command(after_help = EXIT_CODES, after_long_help = format!("{INPUT_HELP}\n\n{EXIT_CODES}"))]
+    Transform(TransformArgs),
+    /// Run documents through a pipeline: input schema, jq transform, output schema, encoding.
+    ///
+    /// Accepted documents are written to standard output in the pipeline's encoding (or
+    /// --output): json, jcs and ndjson one per line, msgpack and cbor back to back.
+    #[command(after_help = EXIT_CODES, after_long_help = format!("{PIPELINE_HELP}\n\n{INPUT_HELP}\n\n{EXIT_CODES}"))]
+    Run(RunArgs),
+}
+
+const PIPELINE_HELP: &str = "\
+Pipeline file (JSON when named *.json, YAML otherwise):
+  input_schema: input.schema.json   # paths are relative to the pipeline file
+  transform: transform.jq           # or {code: \"...\"}
+  output_schema: output.schema.json
+  output: json                      # json | ndjson | jcs | msgpack | cbor
+  options: {output_mode: one, validate_formats: true, draft: \"2020-12\", max_errors: 100,
+            transform_timeout_ms: 1000, max_depth: 128, max_bytes: 16777216,
+            allow_duplicate_keys: false}";
+
+/// Where documents come from and how they are read.
+#[derive(Debug, Args)]
+pub(crate) struct InputArgs {
+    /// Input files; "-" or none reads standard input.
+    #[arg(value_name = "FILE")]
+    pub(crate) files: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub(crate) reading: ReadingArgs,
+}
+
+/// How inputs are framed and processed.
+#[derive(Debug, Args)]
+pub(crate) struct ReadingArgs {
+    /// Read every input as NDJSON: one document per line.
+    #[arg(long, conflicts_with = "whole")]
+    pub(crate) ndjson: bool,
+
+    /// Read every input as one JSON document.
+    #[arg(long)]
+    pub(crate) whole: bool,
+
+    /// Worker threads for NDJSON input [default: the number of cores].
+    #[arg(long, short = 'j', value_name = "N")]
+    pub(crate) jobs: Option<NonZeroUsize>,
+}
+
+/// Limits on what a document may be.
+#[derive(Debug, Args)]
+pub(crate) struct LimitArgs {
+    /// Largest accepted document (or NDJSON line), in bytes [default: 16 MiB].
+    #[arg(long, value_name = "BYTES")]
+    pub(crate) max_bytes: Option<usize>,
+
+    /// Deepest accepted nesting of arrays and objects [default: 128].
+    #[arg(long, value_name = "LEVELS")]
+    pub(crate) max_depth: Option<NonZeroUsize>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ValidateArgs {
+    /// The JSON Schema file.
+    #[arg(long, short = 's', value_name = "SCHEMA")]
+    pub(crate) schema: PathBuf,
+
+    /// JSON Schema draft: 4, 6, 7, 2019-09 or 2020-12 [default: the schema's $schema, else
+    /// 2020-12].
+    #[arg(long, value_name = "DRAFT")]
+    pub(crate) draft: Option<Draft>,
+
+    /// Treat "format" as an annotation instead of an assertion.
+    #[arg(long)]
+    pub(crate) no_formats: bool,
+
+    /// Most findings reported per document.
+    #[arg(long, value_name = "N", default_value = "100")]
+    pub(crate) max_errors: NonZeroUsize,
+
+    /// End with a summary line on standard error:
+    /// {"summary":{"documents":N,"valid":N,"invalid":N,"unparsable":N}}.
+    #[arg(long)]
+    pub(crate) summary: bool,
+
+    #[command(flatten)]
+    pub(crate) limits: LimitArgs,
+
+    #[command(flatten)]
+    pub(crate) input: InputArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TransformArgs {
+    /// The jq program (with -f, this is the first input FILE instead).
+    #[arg(value_name = "PROGRAM", required_unless_present = "from_file")]
+    pub(crate) program: Option<String>,
+
+    /// Read the jq program from this file.
+    #[arg(long = "from-file", short = 'f', value_name = "PROGRAM_FILE")]
+    pub(crate) from_file: Option<PathBuf>,
+
+    /// Print all outputs of a document as one array instead of one per line.
+    #[arg(long, conflicts_with = "one")]
+    pub(crate) collect: bool,
+
+    /// Require exactly one output per document; zero or several is an error.
+    #[arg(long)]
+    pub(crate) one: bool,
+
+    /// Accepted for jq habits; output is always compact.
+    #[arg(short = 'c', long = "compact-output")]
+    pub(crate) compact: bool,
+
+    /// Time budget for the program on one document, in milliseconds.
+    #[arg(long, value_name = "MS", default_value = "1000")]
+    pub(crate) timeout_ms: u64,
+
+    #[command(flatten)]
+    pub(crate) limits: LimitArgs,
+
+    #[command(flatten)]
+    pub(crate) input: InputArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// The pipeline description (JSON or YAML).
+    #[arg(long, short = 'p', value_name = "PIPELINE")]
+    pub(crate) pipeline: PathBuf,
+
+    /// Output encoding: json, ndjson, jcs, msgpack or cbor [default: the pipeline's].
+    #[arg(long, short = 'o', value_name = "ENCODING")]
+    pub(crate) output: Option<Encoding>,
+
+    /// End with a summary line on standard error:
+    /// {"summary":{"documents":N,"accepted":N,"rejected":N,"failed":N}}.
+    #[arg(long)]
+    pub(crate) summary: bool,
+
+    #[command(flatten)]
+    pub(crate) input: InputArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

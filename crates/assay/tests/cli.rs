@@ -1,0 +1,727 @@
+//! End-to-end tests of the `assay` binary: each test runs the built executable on files in a
+//! temporary folder of its own and checks exit codes, standard output and the JSON records on
+//! standard error.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use assert_cmd::cargo::cargo_bin_cmd;
+use bigdecimal::BigDecimal;
+use engine::{Encoding, Limits, Value};
+use tempfile::TempDir;
+
+fn assay() -> assert_cmd::Command {
+    cargo_bin_cmd!("assay")
+}
+
+/// A temporary folder to write inputs and configuration into.
+struct Dir(TempDir);
+
+impl Dir {
+    fn new() -> Self {
+        Self(tempfile::tempdir().unwrap())
+    }
+
+    fn file(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.0.path().join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+}
+
+/// The JSON records on standard error, one per line.
+fn records(stderr: &[u8]) -> Vec<Value> {
+    std::str::from_utf8(stderr)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+fn stdout(output: &std::process::Output) -> &str {
+    std::str::from_utf8(&output.stdout).unwrap()
+}
+
+/// Equality with numbers compared as exact decimals: `2718350.0000000` is `2718350`, but
+/// `0.30000000000000004` is not `0.3`. Object member order does not matter.
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            BigDecimal::from_str(x.as_str()).unwrap() == BigDecimal::from_str(y.as_str()).unwrap()
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+fn json(text: &str) -> Value {
+    engine::parse_document(text.as_bytes(), &Limits::default()).unwrap()
+}
+
+#[test]
+fn number_aware_comparison_is_exact() {
+    assert!(same(&json("[2718350.0000000]"), &json("[2718350]")));
+    assert!(same(
+        &json(r#"{"a":1,"b":0.10}"#),
+        &json(r#"{"b":0.1,"a":1.0}"#)
+    ));
+    assert!(!same(&json("0.30000000000000004"), &json("0.3")));
+    assert!(!same(
+        &json("12345678901234567000"),
+        &json("12345678901234567890")
+    ));
+    assert!(!same(&json("1"), &json("\"1\"")));
+}
+
+// ---------------------------------------------------------------------------------------------
+// validate
+
+const PRICE_SCHEMA: &str = r#"{
+    "type": "object",
+    "required": ["price"],
+    "properties": {"price": {"type": "number", "maximum": 0.3}}
+}"#;
+
+#[test]
+fn validate_exits_0_when_every_document_is_valid() {
+    let dir = Dir::new();
+    let schema = dir.file("s.json", PRICE_SCHEMA);
+    let doc = dir.file("doc.json", "{\n  \"price\": 0.3\n}\n");
+    let lines = dir.file("docs.ndjson", "{\"price\":0.1}\n\n{\"price\":0.2}\n");
+    assay()
+        .arg("validate")
+        .arg("--schema")
+        .arg(&schema)
+        .args([&doc, &lines])
+        .assert()
+        .code(0)
+        .stdout("")
+        .stderr("");
+}
+
+#[test]
+fn validate_reports_each_bad_line_and_exits_1() {
+    let dir = Dir::new();
+    let schema = dir.file("s.json", PRICE_SCHEMA);
+    let input = dir.file(
+        "in.ndjson",
+        concat!(
+            "{\"price\":0.3}\n",
+            "{\"price\":0.30000000000000001}\n",
+            "\n",
+            "{\"price\": oops}\n",
+            "{\"price\":0.1,\"price\":0.2}\n",
+            "{}\n",
+        ),
+    );
+    let out = assay()
+        .arg("validate")
+        .arg("-s")
+        .arg(&schema)
+        .arg(&input)
+        .arg("--summary")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let recs = records(&out.stderr);
+    assert_eq!(recs.len(), 5, "{recs:?}");
+    let name = input.display().to_string();
+    assert_eq!(recs[0]["file"], name.as_str());
+    assert_eq!(recs[0]["line"], json("2"));
+    assert_eq!(recs[0]["valid"], false);
+    assert_eq!(recs[0]["errors"][0]["keyword"], "maximum");
+    assert_eq!(recs[0]["errors"][0]["instance_location"], "/price");
+    assert_eq!(
+        recs[0]["errors"][0]["schema_location"],
+        "/properties/price/maximum"
+    );
+    assert_eq!(recs[1]["line"], json("4"));
+    assert_eq!(recs[1]["error"]["code"], "syntax");
+    assert_eq!(recs[2]["line"], json("5"));
+    assert_eq!(recs[2]["error"]["code"], "duplicate_key");
+    assert_eq!(recs[3]["line"], json("6"));
+    assert_eq!(recs[3]["errors"][0]["keyword"], "required");
+    assert!(same(
+        &recs[4],
+        &json(r#"{"summary":{"documents":5,"valid":1,"invalid":2,"unparsable":2}}"#)
+    ));
+}
+
+#[test]
+fn validate_reads_standard_input() {
+    let dir = Dir::new();
+    let schema = dir.file("s.json", PRICE_SCHEMA);
+    // A pretty-printed document is one document, wherever its error is.
+    let out = assay()
+        .args(["validate", "--schema"])
+        .arg(&schema)
+        .write_stdin("{\n  \"price\": 1\n}\n")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let recs = records(&out.stderr);
+    assert_eq!(recs[0]["file"], "<stdin>");
+    assert_eq!(recs[0]["line"], json("1"));
+    // NDJSON on standard input is recognised by its first line.
+    let out = assay()
+        .args(["validate", "--schema"])
+        .arg(&schema)
+        .arg("-")
+        .write_stdin("{\"price\":0.1}\n{\"price\":2}\n")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(records(&out.stderr)[0]["line"], json("2"));
+}
+
+#[test]
+fn validate_options_reach_the_schema() {
+    let dir = Dir::new();
+    let schema = dir.file(
+        "s.json",
+        r#"{"properties":{"d":{"format":"date"},"n":{"maximum":1}}}"#,
+    );
+    let bad_date = dir.file("d.json", r#"{"d":"2026-13-45"}"#);
+    let args = |extra: &[&str]| {
+        let mut cmd = assay();
+        cmd.arg("validate").arg("--schema").arg(&schema).args(extra);
+        cmd
+    };
+    args(&[]).arg(&bad_date).assert().code(1);
+    args(&["--no-formats"]).arg(&bad_date).assert().code(0);
+    args(&["--draft", "7"]).arg(&bad_date).assert().code(1);
+    let many = dir.file("m.json", r#"{"d":"x","n":2}"#);
+    let out = args(&["--max-errors", "1"]).arg(&many).output().unwrap();
+    assert_eq!(
+        records(&out.stderr)[0]["errors"].as_array().unwrap().len(),
+        1
+    );
+}
+
+#[test]
+fn validate_exits_2_on_usage_and_setup_errors() {
+    let dir = Dir::new();
+    let schema = dir.file("s.json", PRICE_SCHEMA);
+    let doc = dir.file("doc.json", "{\"price\":0}");
+    let missing = dir.0.path().join("missing.json");
+    // An unreadable input.
+    let out = assay()
+        .arg("validate")
+        .arg("--schema")
+        .arg(&schema)
+        .args([&doc, &missing])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.json"));
+    // A schema that does not compile, or is not there, or is not JSON.
+    let bad = dir.file("bad.json", r#"{"type": 12}"#);
+    let not_json = dir.file("nj.json", "{type: object}");
+    for schema in [&bad, &missing, &not_json] {
+        assay()
+            .arg("validate")
+            .arg("--schema")
+            .arg(schema)
+            .arg(&doc)
+            .assert()
+            .code(2);
+    }
+    // Flags clap refuses.
+    assay().args(["validate"]).arg(&doc).assert().code(2);
+    assay()
+        .args(["validate", "--draft", "5", "--schema"])
+        .arg(&schema)
+        .arg(&doc)
+        .assert()
+        .code(2);
+    assay()
+        .args(["validate", "--max-errors", "0", "--schema"])
+        .arg(&schema)
+        .arg(&doc)
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn oversized_lines_are_refused_and_reading_goes_on() {
+    let dir = Dir::new();
+    let schema = dir.file("s.json", "true");
+    let long = format!("{{\"pad\":\"{}\"}}", "x".repeat(500));
+    let input = dir.file("in.jsonl", format!("{{}}\n{long}\n[]\n{long}"));
+    let out = assay()
+        .args(["validate", "--max-bytes", "100", "--schema"])
+        .arg(&schema)
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let recs = records(&out.stderr);
+    assert_eq!(recs.len(), 2);
+    for (rec, line) in recs.iter().zip(["2", "4"]) {
+        assert_eq!(rec["line"], json(line));
+        assert_eq!(rec["error"]["code"], "too_large");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// transform
+
+fn transform(program: &str, input: &str) -> std::process::Output {
+    assay()
+        .args(["transform", program])
+        .write_stdin(input)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn transform_arithmetic_is_exact() {
+    for (program, input, expected) in [
+        ("0.1 + 0.2", "null", "0.3\n"),
+        (
+            ".a * .b",
+            r#"{"a":2500000.00,"b":1.08734}"#,
+            "2718350.0000000\n",
+        ),
+        (".", "9007199254740993", "9007199254740993\n"),
+        (
+            ".n + 2",
+            r#"{"n":12345678901234567891}"#,
+            "12345678901234567893\n",
+        ),
+        (".q * .p", r#"{"q":3.3,"p":1.1}"#, "3.63\n"),
+    ] {
+        let out = transform(program, input);
+        assert_eq!(out.status.code(), Some(0), "{program}: {out:?}");
+        assert_eq!(stdout(&out), expected, "{program}");
+    }
+}
+
+#[test]
+fn transform_prints_every_output_like_jq() {
+    let out = transform(".[]", "[1, \"two\", {\"three\": 3.0}]\n[4]\n");
+    assert_eq!(stdout(&out), "1\n\"two\"\n{\"three\":3.0}\n4\n");
+    let out = assay()
+        .args(["transform", "-c", "--collect", ".[]"])
+        .write_stdin("[1,2]\n[]\n")
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out), "[1,2]\n[]\n");
+    let out = assay()
+        .args(["transform", "--one", ".[]"])
+        .write_stdin("[1]\n[1,2]\n")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    assert_eq!(stdout(&out), "1\n");
+    let recs = records(&out.stderr);
+    assert_eq!(recs[0]["line"], json("2"));
+    assert_eq!(recs[0]["error"]["code"], "transform_output_count");
+}
+
+#[test]
+fn transform_errors_exit_5_and_processing_continues() {
+    let out = transform(
+        r#"if . == 2 then error("two") else . end"#,
+        "1\n2\nnot json\n3\n",
+    );
+    assert_eq!(out.status.code(), Some(5));
+    assert_eq!(stdout(&out), "1\n3\n");
+    let recs = records(&out.stderr);
+    assert_eq!(recs.len(), 2);
+    assert_eq!(recs[0]["line"], json("2"));
+    assert_eq!(recs[0]["error"]["code"], "transform_error");
+    assert!(
+        recs[0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("two")
+    );
+    assert_eq!(recs[1]["line"], json("3"));
+    assert_eq!(recs[1]["error"]["code"], "syntax");
+}
+
+#[test]
+fn transform_compile_errors_give_line_and_column() {
+    let out = transform(".a | | .b", "{}");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 1, column 6"), "{err}");
+
+    let dir = Dir::new();
+    let program = dir.file("p.jq", "# doubles n\n{n: (.n * 2)}\n| .m +* 1\n");
+    let out = assay()
+        .args(["transform", "-f"])
+        .arg(&program)
+        .write_stdin("{}")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("p.jq") && err.contains("line 3, column"),
+        "{err}"
+    );
+}
+
+#[test]
+fn transform_reads_the_program_from_a_file_and_inputs_from_arguments() {
+    let dir = Dir::new();
+    let program = dir.file("p.jq", "{n: (.n * 2)}");
+    let a = dir.file("a.json", r#"{"n": 0.05}"#);
+    let b = dir.file("b.ndjson", "{\"n\": 1}\n{\"n\": 2.50}\n");
+    assay()
+        .args(["transform", "-f"])
+        .arg(&program)
+        .args([&a, &b])
+        .assert()
+        .code(0)
+        .stdout("{\"n\":0.10}\n{\"n\":2}\n{\"n\":5.00}\n");
+    // Without a program there is nothing to run.
+    assay().arg("transform").assert().code(2);
+    assay()
+        .args(["transform", "."])
+        .arg(dir.0.path().join("missing.json"))
+        .assert()
+        .code(2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// run
+
+const POSITIVE: &str =
+    r#"{"type":"object","required":["n"],"properties":{"n":{"exclusiveMinimum":0}}}"#;
+
+/// A pipeline in `dir` that doubles `n`, which must be positive before and after.
+fn doubling_pipeline(dir: &Dir, yaml: bool) -> PathBuf {
+    dir.file("positive.schema.json", POSITIVE);
+    dir.file("double.jq", "{n: (.n * 2), id}");
+    if yaml {
+        dir.file(
+            "p.yaml",
+            "input_schema: positive.schema.json\ntransform: double.jq\n\
+             output_schema: positive.schema.json\noutput: json\n",
+        )
+    } else {
+        dir.file(
+            "p.json",
+            r#"{"input_schema":"positive.schema.json","transform":"double.jq",
+                "output_schema":"positive.schema.json","output":"ndjson"}"#,
+        )
+    }
+}
+
+#[test]
+fn run_accepts_rejects_and_reports_by_line() {
+    for yaml in [true, false] {
+        let dir = Dir::new();
+        let pipeline = doubling_pipeline(&dir, yaml);
+        let input = dir.file(
+            "in.ndjson",
+            "{\"n\":0.05,\"id\":1}\n{\"n\":-1,\"id\":2}\n{\"n\":1e2,\"id\":3}\n",
+        );
+        let out = assay()
+            .args(["run", "--summary", "--pipeline"])
+            .arg(&pipeline)
+            .arg(&input)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "yaml: {yaml}");
+        let lines: Vec<_> = stdout(&out).lines().map(json).collect();
+        assert_eq!(lines.len(), 2);
+        assert!(same(&lines[0], &json(r#"{"n":0.10,"id":1}"#)));
+        assert!(same(&lines[1], &json(r#"{"n":200,"id":3}"#)));
+        let recs = records(&out.stderr);
+        assert_eq!(recs[0]["line"], json("2"));
+        assert_eq!(recs[0]["accepted"], false);
+        assert_eq!(recs[0]["stage"], "input");
+        assert_eq!(recs[0]["errors"][0]["instance_location"], "/n");
+        assert!(same(
+            &recs[1],
+            &json(r#"{"summary":{"documents":3,"accepted":2,"rejected":1,"failed":0}}"#)
+        ));
+    }
+}
+
+#[test]
+fn run_writes_every_encoding() {
+    let dir = Dir::new();
+    let pipeline = doubling_pipeline(&dir, true);
+    let input = dir.file(
+        "in.ndjson",
+        "{\"n\":1.5,\"id\":\"a\"}\n{\"n\":4,\"id\":\"b\"}\n",
+    );
+    let results = [json(r#"{"n":3.0,"id":"a"}"#), json(r#"{"n":8,"id":"b"}"#)];
+    for encoding in Encoding::ALL {
+        let mut expected = Vec::new();
+        for value in &results {
+            engine::encode(value, encoding, &mut expected).unwrap();
+            if matches!(encoding, Encoding::Json | Encoding::Jcs) {
+                expected.push(b'\n');
+            }
+        }
+        let out = assay()
+            .args(["run", "--output", encoding.as_str(), "--pipeline"])
+            .arg(&pipeline)
+            .arg(&input)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{encoding}: {out:?}");
+        assert_eq!(out.stdout, expected, "{encoding}");
+    }
+    // A number that an encoding cannot carry exactly fails that document, not the run.
+    let wide = dir.file("wide.json", r#"{"n":0.1000000000000000000001,"id":"c"}"#);
+    let out = assay()
+        .args(["run", "-o", "msgpack", "-p"])
+        .arg(&pipeline)
+        .arg(&wide)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        records(&out.stderr)[0]["error"]["code"],
+        "not_representable"
+    );
+}
+
+#[test]
+fn run_output_keeps_input_order_on_any_number_of_threads() {
+    let dir = Dir::new();
+    let pipeline = doubling_pipeline(&dir, false);
+    let mut input = String::new();
+    for i in 1..=10_000 {
+        // Every 97th document is rejected, so the error stream is ordered too.
+        let n = if i % 97 == 0 {
+            "-1".into()
+        } else {
+            format!("{i}.5")
+        };
+        input.push_str(&format!("{{\"n\":{n},\"id\":{i}}}\n"));
+    }
+    let input = dir.file("big.ndjson", input);
+    let run = |jobs: &str| {
+        assay()
+            .args(["run", "--jobs", jobs, "--pipeline"])
+            .arg(&pipeline)
+            .arg(&input)
+            .output()
+            .unwrap()
+    };
+    let one = run("1");
+    let two = run("2");
+    assert_eq!(one.status.code(), Some(1));
+    assert_eq!(one.stdout, two.stdout);
+    assert_eq!(one.stderr, two.stderr);
+    let ids: Vec<u64> = stdout(&two)
+        .lines()
+        .map(|l| json(l)["id"].as_u64().unwrap())
+        .collect();
+    let expected: Vec<u64> = (1..=10_000).filter(|i| i % 97 != 0).collect();
+    assert_eq!(ids, expected);
+    let lines: Vec<u64> = records(&two.stderr)
+        .iter()
+        .map(|r| r["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        (1..=10_000).filter(|i| i % 97 == 0).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn run_reports_broken_lines_and_goes_on() {
+    let dir = Dir::new();
+    let pipeline = doubling_pipeline(&dir, true);
+    let deep = format!("{}{}", "[".repeat(1000), "]".repeat(1000));
+    let input = dir.file(
+        "in.ndjson",
+        format!(
+            "{{\"n\":1,\"id\":1}}\n{{\"n\":1,\n{{\"n\":1,\"n\":2,\"id\":3}}\n{deep}\n\n{{\"n\":1,\"id\":6}}\n"
+        ),
+    );
+    let out = assay()
+        .args(["run", "-j", "2", "-p"])
+        .arg(&pipeline)
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let ids: Vec<_> = stdout(&out)
+        .lines()
+        .map(|l| json(l)["id"].clone())
+        .collect();
+    assert_eq!(ids, [json("1"), json("6")]);
+    let recs = records(&out.stderr);
+    let got: Vec<_> = recs
+        .iter()
+        .map(|r| {
+            (
+                r["line"].as_u64().unwrap(),
+                r["error"]["code"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, [(2, "syntax"), (3, "duplicate_key"), (4, "too_deep")]);
+}
+
+#[test]
+fn run_exits_2_on_pipeline_and_input_errors() {
+    let dir = Dir::new();
+    let pipeline = doubling_pipeline(&dir, true);
+    let doc = dir.file("doc.json", r#"{"n":1}"#);
+    let missing = dir.0.path().join("missing.json");
+    assay()
+        .args(["run", "-p"])
+        .arg(&pipeline)
+        .arg(&missing)
+        .assert()
+        .code(2);
+    assay()
+        .args(["run", "-p"])
+        .arg(&missing)
+        .arg(&doc)
+        .assert()
+        .code(2);
+    for (name, text) in [
+        ("unknown-key.yaml", "transfrom: double.jq\n"),
+        ("missing-ref.yaml", "input_schema: nowhere.json\n"),
+        ("bad-jq.yaml", "transform: {code: \".n |\"}\n"),
+        ("bad-yaml.yaml", "transform: [unclosed\n"),
+    ] {
+        let p = dir.file(name, text);
+        let out = assay()
+            .args(["run", "-p"])
+            .arg(&p)
+            .arg(&doc)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(name),
+            "{name}: {out:?}"
+        );
+    }
+    assay()
+        .args(["run", "-o", "xml", "-p"])
+        .arg(&pipeline)
+        .arg(&doc)
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn help_and_version() {
+    let out = assay().arg("--help").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    for command in ["validate", "transform", "run"] {
+        assert!(stdout(&out).contains(command));
+        let out = assay().args([command, "--help"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        assert!(stdout(&out).contains("Exit status"));
+    }
+    assay()
+        .arg("--version")
+        .assert()
+        .code(0)
+        .stdout(format!("assay {}\n", env!("CARGO_PKG_VERSION")));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The trade workload
+
+fn example_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/trade")
+}
+
+/// Runs `pipeline` on `input` and returns the single output document.
+fn run_one(pipeline: &Path, input: &Path) -> Value {
+    let out = assay()
+        .args(["run", "--pipeline"])
+        .arg(pipeline)
+        .arg(input)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(stdout(&out).lines().count(), 1);
+    json(stdout(&out))
+}
+
+#[test]
+fn the_trade_example_reproduces_its_expected_outputs() {
+    let dir = example_dir();
+    for (input, expected) in [
+        ("trade.json", "expected.json"),
+        ("trade-precision.json", "expected-precision.json"),
+    ] {
+        let got = run_one(&dir.join("pipeline.yaml"), &dir.join(input));
+        let want = json(&std::fs::read_to_string(dir.join(expected)).unwrap());
+        assert!(same(&got, &want), "{input}: {got} != {want}");
+    }
+}
+
+/// `../shared` beside the workspace, or `None` after a loud notice (a failure under CI).
+fn shared_workload() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = root.join("../shared/workloads/trade");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{} is missing, and CI must not skip the shared workload",
+        dir.display()
+    );
+    eprintln!(
+        "SKIPPED: {} is missing; the shared trade workload was not checked",
+        dir.display()
+    );
+    None
+}
+
+#[test]
+fn the_shared_trade_workload_matches_and_the_example_has_not_drifted() {
+    let Some(shared) = shared_workload() else {
+        return;
+    };
+    let example = example_dir();
+    for file in [
+        "input.schema.json",
+        "output.schema.json",
+        "transform.jq",
+        "trade.json",
+        "trade-precision.json",
+        "expected.json",
+        "expected-precision.json",
+    ] {
+        assert_eq!(
+            std::fs::read(example.join(file)).unwrap(),
+            std::fs::read(shared.join(file)).unwrap(),
+            "examples/trade/{file} differs from the shared workload's"
+        );
+    }
+    // A pipeline made here from the shared files themselves (absolute references).
+    let dir = Dir::new();
+    let reference = |f: &str| shared.join(f).display().to_string();
+    let pipeline = dir.file(
+        "trade.json",
+        serde_json::json!({
+            "input_schema": reference("input.schema.json"),
+            "transform": reference("transform.jq"),
+            "output_schema": reference("output.schema.json"),
+        })
+        .to_string(),
+    );
+    for (input, expected) in [
+        ("trade.json", "expected.json"),
+        ("trade-precision.json", "expected-precision.json"),
+    ] {
+        let got = run_one(&pipeline, &shared.join(input));
+        let want = json(&std::fs::read_to_string(shared.join(expected)).unwrap());
+        assert!(same(&got, &want), "{input}: {got} != {want}");
+    }
+}
