@@ -66,6 +66,88 @@ pub(crate) enum Command {
     /// --output): json, jcs and ndjson one per line, msgpack and cbor back to back.
     #[command(after_help = EXIT_CODES, after_long_help = format!("{PIPELINE_HELP}\n\n{INPUT_HELP}\n\n{EXIT_CODES}"))]
     Run(RunArgs),
+    /// Manage registered JSON Schemas: numbered, immutable versions per tenant.
+    #[command(after_help = ADMIN_EXIT_CODES)]
+    Schema(AdminArgs),
+    /// Manage registered pipelines (input schema, jq transform, output schema, encoding).
+    ///
+    /// A pipeline file is JSON or YAML: {input_schema: "name" or "name@3", transform: "<jq>",
+    /// output_schema: ..., output: json, options: {...}}. An unpinned schema reference is
+    /// pinned to the newest version when the pipeline is registered.
+    #[command(after_help = ADMIN_EXIT_CODES)]
+    Pipeline(AdminArgs),
+}
+
+const ADMIN_EXIT_CODES: &str = "\
+Exit status:
+  0  done
+  1  refused: not found, does not compile, a reference does not resolve, still in use
+  2  usage error, unreadable file, or the registry is unavailable";
+
+/// `assay schema ...` / `assay pipeline ...`.
+#[derive(Debug, Args)]
+pub(crate) struct AdminArgs {
+    #[command(subcommand)]
+    pub(crate) action: AdminAction,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+}
+
+/// Where the registry is, and whose resources to manage.
+#[derive(Debug, Args)]
+pub(crate) struct StoreArgs {
+    /// Directory of the embedded registry store (used unless --redis-url is given).
+    #[arg(
+        long,
+        global = true,
+        env = "ASSAY_DATA_DIR",
+        default_value = "assay-data"
+    )]
+    pub(crate) data_dir: PathBuf,
+    /// Use the registry shared through this Redis (redis://host:port/db) instead.
+    #[arg(long, global = true, env = "ASSAY_REDIS_URL")]
+    pub(crate) redis_url: Option<String>,
+    /// Key prefix of the deployment in Redis.
+    #[arg(
+        long,
+        global = true,
+        env = "ASSAY_REDIS_PREFIX",
+        default_value = "assay"
+    )]
+    pub(crate) redis_prefix: String,
+    /// The tenant that owns the resources.
+    #[arg(long, global = true, env = "ASSAY_TENANT", default_value = "default")]
+    pub(crate) tenant: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AdminAction {
+    /// Register FILE as the next version of NAME (an identical document returns the newest
+    /// version instead). Prints {"name","version","created"}.
+    Put {
+        /// The resource's name.
+        name: String,
+        /// The document: JSON (a pipeline may also be YAML unless named *.json).
+        file: PathBuf,
+        /// Pipelines: read the jq program from this file into `transform`.
+        #[arg(long, value_name = "PROGRAM_FILE")]
+        transform_file: Option<PathBuf>,
+    },
+    /// Print one version of NAME, the newest unless --version is given.
+    Get {
+        /// The resource's name.
+        name: String,
+        /// The version to print.
+        #[arg(long)]
+        version: Option<u32>,
+    },
+    /// Print every name with its newest version, one JSON object per line.
+    List,
+    /// Delete NAME and all its versions (refused for a schema a pipeline still uses).
+    Delete {
+        /// The resource's name.
+        name: String,
+    },
 }
 
 const PIPELINE_HELP: &str = "\

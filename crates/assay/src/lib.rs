@@ -6,6 +6,7 @@
 //! loads configuration through [`load`], picks a [`stream::Processor`] and maps the
 //! resulting [`stream::Tally`] to an exit code.
 
+pub mod admin;
 pub mod input;
 pub mod load;
 mod progress;

@@ -79,6 +79,23 @@ pub fn json(path: &Path) -> Result<Value, LoadError> {
     })
 }
 
+/// Reads a description (a pipeline): JSON when the name ends in `.json`, YAML otherwise.
+pub fn description(path: &Path) -> Result<Value, LoadError> {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    {
+        return json(path);
+    }
+    // YAML numbers arrive through f64 or u64. That is exact for the counts and limits of
+    // `options`; an inline schema whose numbers must keep every digit belongs in a JSON
+    // file of its own.
+    serde_norway::from_slice::<Value>(&read(path)?).map_err(|e| LoadError::Yaml {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
 /// Reads and compiles the JSON Schema in `path`.
 pub fn schema(path: &Path, options: &SchemaOptions) -> Result<Schema, LoadError> {
     Schema::compile(&json(path)?, options).map_err(|error| LoadError::Schema {

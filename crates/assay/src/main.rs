@@ -19,7 +19,8 @@ use clap::{CommandFactory, Parser};
 use engine::{Limits, SchemaOptions, Value};
 
 use crate::cli::{
-    Cli, Command, InputArgs, LimitArgs, ReadingArgs, RunArgs, TransformArgs, ValidateArgs,
+    AdminAction, AdminArgs, Cli, Command, InputArgs, LimitArgs, ReadingArgs, RunArgs,
+    TransformArgs, ValidateArgs,
 };
 
 /// Some documents did not pass (invalid, rejected, unparsable).
@@ -45,6 +46,70 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Validate(args) => validate(args),
         Command::Transform(args) => transform(args),
         Command::Run(args) => run(args),
+        Command::Schema(args) => admin(registry::Kind::Schema, args),
+        Command::Pipeline(args) => admin(registry::Kind::Pipeline, args),
+    }
+}
+
+fn admin(kind: registry::Kind, args: AdminArgs) -> Result<ExitCode> {
+    use assay::admin::{Location, Operation, execute, open};
+    let op = match args.action {
+        AdminAction::Put {
+            name,
+            file,
+            transform_file,
+        } => {
+            // Schemas go to the registry as sent, byte for byte; pipeline definitions may be
+            // YAML and take a program file, so they are read as a description first.
+            let mut body = load::read(&file)?;
+            if kind == registry::Kind::Pipeline {
+                let mut doc = load::description(&file)?;
+                if let Some(program) = transform_file {
+                    let code = load::read_text(&program)?;
+                    doc.as_object_mut()
+                        .context("a pipeline definition must be an object")?
+                        .insert("transform".into(), Value::String(code));
+                }
+                body = doc.to_string().into_bytes();
+            }
+            Operation::Put { name, body }
+        }
+        AdminAction::Get { name, version } => Operation::Get { name, version },
+        AdminAction::List => Operation::List,
+        AdminAction::Delete { name } => Operation::Delete { name },
+    };
+    let location = match &args.store.redis_url {
+        Some(url) => Location::Redis {
+            url,
+            prefix: &args.store.redis_prefix,
+        },
+        None => Location::DataDir(&args.store.data_dir),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(async {
+        let store = open(&location).await?;
+        execute(store, kind, &args.store.tenant, op).await
+    });
+    match result {
+        Ok(lines) => {
+            let mut out = io::stdout().lock();
+            for line in lines {
+                writeln!(out, "{line}")?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("assay: {e}");
+            Ok(ExitCode::from(match e {
+                registry::RegistryError::Unavailable(_) | registry::RegistryError::Corrupt(_) => {
+                    TROUBLE
+                }
+                _ => FAILED,
+            }))
+        }
     }
 }
 

@@ -17,20 +17,7 @@ use crate::stream::{Processor, Tally, Verdict, error_value};
 /// in it are file paths relative to the description's folder: schemas are JSON documents,
 /// transforms are jq program text.
 pub fn load_pipeline(path: &Path) -> Result<Pipeline, LoadError> {
-    let doc = if path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
-    {
-        load::json(path)?
-    } else {
-        // YAML numbers arrive through f64 or u64. That is exact for the counts and limits of
-        // `options`; an inline schema whose numbers must keep every digit belongs in a JSON
-        // file of its own.
-        serde_norway::from_slice::<Value>(&load::read(path)?).map_err(|e| LoadError::Yaml {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?
-    };
+    let doc = load::description(path)?;
     let base = path.parent().unwrap_or(Path::new(""));
     let pipeline_error = |error| LoadError::Pipeline {
         path: path.to_owned(),

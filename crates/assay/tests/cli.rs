@@ -725,3 +725,116 @@ fn the_shared_trade_workload_matches_and_the_example_has_not_drifted() {
         assert!(same(&got, &want), "{input}: {got} != {want}");
     }
 }
+
+/// Registry administration through the built binary: the same script against the embedded
+/// store in a data directory and against Redis.
+fn registry_admin(store_args: &[&str]) {
+    let dir = Dir::new();
+    let example = example_dir();
+    let run = |args: &[&str]| {
+        let mut cmd = assay();
+        cmd.current_dir(dir.0.path()).args(args).args(store_args);
+        cmd
+    };
+    let stdout = |args: &[&str]| {
+        String::from_utf8(run(args).assert().success().get_output().stdout.clone()).unwrap()
+    };
+    let input = example.join("input.schema.json");
+    let output = example.join("output.schema.json");
+    let program = example.join("transform.jq");
+    assert_eq!(
+        stdout(&["schema", "put", "trade-input", input.to_str().unwrap()]),
+        "{\"name\":\"trade-input\",\"version\":1,\"created\":true}\n"
+    );
+    // The same document again: the existing version, nothing new.
+    assert_eq!(
+        stdout(&["schema", "put", "trade-input", input.to_str().unwrap()]),
+        "{\"name\":\"trade-input\",\"version\":1,\"created\":false}\n"
+    );
+    stdout(&["schema", "put", "trade-output", output.to_str().unwrap()]);
+    let def = dir.file(
+        "trade.yaml",
+        "input_schema: trade-input\noutput_schema: trade-output\n",
+    );
+    assert_eq!(
+        stdout(&[
+            "pipeline",
+            "put",
+            "trade",
+            def.to_str().unwrap(),
+            "--transform-file",
+            program.to_str().unwrap()
+        ]),
+        "{\"name\":\"trade\",\"version\":1,\"created\":true}\n"
+    );
+    let got = stdout(&["pipeline", "get", "trade"]);
+    assert!(got.contains("\"input_schema\":\"trade-input@1\""), "{got}");
+    assert_eq!(
+        stdout(&["pipeline", "list"]),
+        "{\"name\":\"trade\",\"latest\":1}\n"
+    );
+    // Refusals: exit 1 with the reason.
+    let refused = run(&["schema", "delete", "trade-input"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stderr
+        .clone();
+    assert!(String::from_utf8_lossy(&refused).contains("used by pipeline \"trade\""));
+    let bad = dir.file("bad.json", r#"{"type": 12}"#);
+    run(&["schema", "put", "x", bad.to_str().unwrap()])
+        .assert()
+        .code(1);
+    run(&["schema", "get", "x"]).assert().code(1);
+    let bad_jq = dir.file("bad.yaml", "transform: '.a | ('\n");
+    run(&["pipeline", "put", "p", bad_jq.to_str().unwrap()])
+        .assert()
+        .code(1);
+    // Tenants do not see each other.
+    assert_eq!(stdout(&["schema", "list", "--tenant", "other"]), "");
+    stdout(&["pipeline", "delete", "trade"]);
+    stdout(&["schema", "delete", "trade-input"]);
+    assert_eq!(
+        stdout(&["schema", "list"]),
+        "{\"name\":\"trade-output\",\"latest\":1}\n"
+    );
+    stdout(&["schema", "delete", "trade-output"]);
+}
+
+#[test]
+fn registry_admin_on_the_embedded_store() {
+    registry_admin(&[]);
+    assay()
+        .args(["schema", "list", "--redis-url", "redis://127.0.0.1:1"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn registry_admin_on_redis() {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let answers = std::net::TcpStream::connect(
+        url.trim_start_matches("redis://")
+            .split('/')
+            .next()
+            .unwrap(),
+    )
+    .is_ok();
+    if !answers {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no Redis at {url} and CI is set"
+        );
+        eprintln!("SKIPPED: no Redis answers at {url}; set REDIS_URL to run this test");
+        return;
+    }
+    let prefix = format!(
+        "assay-cli-test:{}:{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    registry_admin(&["--redis-url", &url, "--redis-prefix", &prefix]);
+}
