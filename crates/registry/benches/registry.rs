@@ -27,10 +27,8 @@ fn pipeline(i: usize) -> String {
     )
 }
 
-/// A store with `n` schemas and `n` pipelines.
-fn populated(rt: &tokio::runtime::Runtime, n: usize) -> (tempfile::TempDir, Arc<dyn Store>) {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+/// Fills `store` with `n` schemas and `n` pipelines.
+fn fill(rt: &tokio::runtime::Runtime, store: &Arc<dyn Store>, n: usize) {
     let reg = Registry::new(store.clone(), RegistryOptions::default());
     rt.block_on(async {
         for i in 0..n {
@@ -42,6 +40,13 @@ fn populated(rt: &tokio::runtime::Runtime, n: usize) -> (tempfile::TempDir, Arc<
                 .unwrap();
         }
     });
+}
+
+/// An embedded store with `n` schemas and `n` pipelines.
+fn populated(rt: &tokio::runtime::Runtime, n: usize) -> (tempfile::TempDir, Arc<dyn Store>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+    fill(rt, &store, n);
     (dir, store)
 }
 
@@ -60,21 +65,49 @@ fn lookup(c: &mut Criterion) {
 
 fn cold_start(c: &mut Criterion) {
     let rt = runtime();
-    let (_dir, store) = populated(&rt, 1_000);
+    let (_dir, embedded) = populated(&rt, 1_000);
+    let mut stores = vec![("embedded", embedded)];
+    // Redis too, when one answers at REDIS_URL (a fresh key prefix, removed afterwards).
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let prefix = format!("assay-bench:{}", std::process::id());
+    match rt.block_on(registry::RedisStore::connect(&url, &prefix)) {
+        Ok(redis) => {
+            let redis: Arc<dyn Store> = Arc::new(redis);
+            fill(&rt, &redis, 1_000);
+            stores.push(("redis", redis));
+        }
+        Err(e) => eprintln!("SKIPPED the Redis cold start: {e}"),
+    }
     let mut group = c.benchmark_group("cold start");
     group.sample_size(10);
-    group.bench_function("warm 1,000 schemas + 1,000 pipelines", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                let reg = Registry::new(store.clone(), RegistryOptions::default());
-                let report = rt.block_on(reg.warm()).unwrap();
-                assert_eq!((report.schemas, report.pipelines), (1_000, 1_000));
-            }
-            start.elapsed()
-        })
-    });
+    for (name, store) in &stores {
+        group.bench_function(
+            format!("{name}: warm 1,000 schemas + 1,000 pipelines"),
+            |b| {
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        let reg = Registry::new(store.clone(), RegistryOptions::default());
+                        let report = rt.block_on(reg.warm()).unwrap();
+                        assert_eq!((report.schemas, report.pipelines), (1_000, 1_000));
+                    }
+                    start.elapsed()
+                })
+            },
+        );
+    }
     group.finish();
+    if stores.len() > 1 {
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let mut con = client.get_connection().unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}:*"))
+            .query(&mut con)
+            .unwrap();
+        if !keys.is_empty() {
+            let _: () = redis::cmd("DEL").arg(keys).query(&mut con).unwrap();
+        }
+    }
 }
 
 criterion_group! {

@@ -1,0 +1,118 @@
+//! assay's engine service: one listener serving HTTP/1.1 (axum) and gRPC over h2c (tonic),
+//! over the engine and the registry.
+//!
+//! Entry points: [`Application::build`] opens the registry, warms its cache, binds the
+//! listener (port 0 in tests) and exposes the address; [`Application::run_until`] serves
+//! until a shutdown signal, then drains requests in flight. [`router`] builds the whole
+//! service without a socket.
+
+pub mod config;
+pub mod error;
+pub mod grpc;
+pub mod http;
+pub mod ops;
+pub mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use registry::{EmbeddedStore, RedisStore, Registry, RegistryOptions, Store};
+use tokio::net::TcpListener;
+
+pub use config::{Config, RawSettings};
+pub use state::AppState;
+
+use crate::config::StoreConfig;
+
+/// The tenant every request belongs to until API keys name others.
+pub const TENANT: &str = registry::DEFAULT_TENANT;
+
+/// A built server: registry open and warm, listener bound.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    config: Config,
+}
+
+impl Application {
+    /// Opens the registry named by `config`, warms its cache, starts following changes and
+    /// binds the listener.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let store: Arc<dyn Store> = match &config.store {
+            StoreConfig::Embedded(dir) => Arc::new(EmbeddedStore::open(dir)?),
+            StoreConfig::Redis { url, prefix } => {
+                Arc::new(RedisStore::connect(url.expose(), prefix).await?)
+            }
+        };
+        let registry = Arc::new(Registry::new(store, RegistryOptions::default()));
+        let report = registry
+            .warm()
+            .await
+            .context("warming the registry cache")?;
+        tracing::info!(
+            schemas = report.schemas,
+            pipelines = report.pipelines,
+            failed = report.failed,
+            "registry cache warm"
+        );
+        tokio::spawn(registry.clone().follow_changes());
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let state = AppState::new(registry, config.max_in_flight, config.max_body_bytes);
+        Ok(Self {
+            listener,
+            state,
+            config,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// The shared state, for tests.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets requests in flight
+    /// finish (up to the configured grace period) and returns.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let app = router(self.state, &self.config);
+        let grace = self.config.shutdown_grace;
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let serve = axum::serve(self.listener, app.into_make_service()).with_graceful_shutdown(
+            async move {
+                shutdown.await;
+                tracing::info!("shutting down: draining requests in flight");
+                let _ = stopping_tx.send(());
+            },
+        );
+        tokio::select! {
+            r = serve => r.context("serving")?,
+            () = async {
+                let _ = stopping_rx.await;
+                tokio::time::sleep(grace).await;
+            } => tracing::warn!("grace period over; dropping requests still in flight"),
+        }
+        Ok(())
+    }
+}
+
+/// The whole service: HTTP API, gRPC services and operational endpoints, with the limits.
+pub fn router(state: AppState, config: &Config) -> Router {
+    http::routes(state.clone())
+        .merge(ops::routes(state.clone()))
+        .merge(grpc::routes(state.clone()))
+        .layer(ops::layers(config))
+}

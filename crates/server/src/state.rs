@@ -1,0 +1,154 @@
+//! What every request handler shares, and the work both fronts (HTTP and gRPC) do: process a
+//! document through a registered pipeline, or validate it against a registered schema.
+//!
+//! CPU work runs on tokio's blocking pool, never on the threads that accept connections and
+//! read requests, and only while a permit of the concurrency limit is held: when every permit
+//! is taken the request is shed at once (503 / UNAVAILABLE with a retry hint) instead of
+//! queueing without bound. A panic while processing becomes an internal error for that
+//! request only.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use engine::{Encoding, Finding, Outcome, Rejection};
+use registry::Registry;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::error::ApiError;
+
+/// Shared state of one server.
+#[derive(Clone)]
+pub struct AppState {
+    /// The registry (and its compiled cache).
+    pub registry: Arc<Registry>,
+    permits: Arc<Semaphore>,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// The result of processing one document.
+#[derive(Debug)]
+pub enum Processed {
+    /// Accepted: the encoded output.
+    Accepted {
+        /// Encoded bytes.
+        output: Vec<u8>,
+        /// Their encoding.
+        encoding: Encoding,
+        /// The pipeline version that ran.
+        version: u32,
+    },
+    /// A schema rejected the document.
+    Rejected {
+        /// Which schema and why.
+        rejection: Rejection,
+        /// The pipeline version that ran.
+        version: u32,
+    },
+}
+
+/// The result of validating one document.
+#[derive(Debug)]
+pub struct Validated {
+    /// Every finding (empty: valid), capped by the schema's `max_errors`.
+    pub findings: Vec<Finding>,
+    /// The schema version used.
+    pub version: u32,
+}
+
+impl AppState {
+    /// State over `registry`, admitting at most `max_in_flight` documents at once.
+    pub fn new(registry: Arc<Registry>, max_in_flight: usize, max_body_bytes: usize) -> Self {
+        Self {
+            registry,
+            permits: Arc::new(Semaphore::new(max_in_flight.max(1))),
+            max_body_bytes,
+        }
+    }
+
+    /// A slot for CPU work, or `Overloaded` at once.
+    pub fn admit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        self.permits.clone().try_acquire_owned().map_err(|_| {
+            metrics::counter!("assay_requests_shed_total").increment(1);
+            ApiError::Overloaded {
+                retry_after_secs: 1,
+            }
+        })
+    }
+
+    /// Runs a document through the newest version of `tenant`'s pipeline `name`.
+    pub async fn process(
+        &self,
+        tenant: &str,
+        name: &str,
+        body: Bytes,
+        encoding: Option<Encoding>,
+    ) -> Result<Processed, ApiError> {
+        let pipeline = self.registry.pipeline(tenant, name).await?;
+        let permit = self.admit()?;
+        let started = Instant::now();
+        let name_owned = name.to_owned();
+        let result = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let mut output = Vec::new();
+            let outcome = pipeline.value.process(&body, encoding, &mut output)?;
+            let version = pipeline.version;
+            Ok::<_, engine::PipelineError>(match outcome {
+                Outcome::Accepted(()) => Processed::Accepted {
+                    output,
+                    encoding: encoding.unwrap_or(pipeline.value.encoding()),
+                    version,
+                },
+                Outcome::Rejected(rejection) => Processed::Rejected { rejection, version },
+            })
+        })
+        .await;
+        let result = flatten(result)?;
+        metrics::histogram!("assay_process_seconds").record(started.elapsed().as_secs_f64());
+        if let Ok(Processed::Rejected { rejection, .. }) = &result {
+            metrics::counter!("assay_validation_failures_total", "pipeline" => name_owned, "stage" => rejection.stage.to_string()).increment(1);
+        }
+        result
+    }
+
+    /// Validates a document against the newest version of `tenant`'s schema `name`.
+    pub async fn validate(
+        &self,
+        tenant: &str,
+        name: &str,
+        body: Bytes,
+    ) -> Result<Validated, ApiError> {
+        let schema = self.registry.schema(tenant, name).await?;
+        let permit = self.admit()?;
+        let result = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let doc = engine::parse_document(&body, &engine::Limits::default())
+                .map_err(|e| engine::PipelineError::Parse(e))?;
+            let findings = if schema.value.is_valid(&doc) {
+                Vec::new()
+            } else {
+                schema.value.validate(&doc)
+            };
+            Ok::<_, engine::PipelineError>(Validated {
+                findings,
+                version: schema.version,
+            })
+        })
+        .await;
+        flatten(result)?
+    }
+}
+
+/// A panic inside the blocking task is this request's internal error, logged with its cause.
+fn flatten<T>(
+    joined: Result<Result<T, engine::PipelineError>, tokio::task::JoinError>,
+) -> Result<Result<T, ApiError>, ApiError> {
+    match joined {
+        Ok(r) => Ok(r.map_err(ApiError::from)),
+        Err(e) => {
+            tracing::error!(error = %e, "processing panicked");
+            Err(ApiError::Internal)
+        }
+    }
+}
