@@ -66,6 +66,13 @@ pub(crate) enum Command {
     /// --output): json, jcs and ndjson one per line, msgpack and cbor back to back.
     #[command(after_help = EXIT_CODES, after_long_help = format!("{PIPELINE_HELP}\n\n{INPUT_HELP}\n\n{EXIT_CODES}"))]
     Run(RunArgs),
+    /// Run the engine service: HTTP and gRPC on one listener, registry on the embedded
+    /// store (--data-dir) or Redis (--redis-url).
+    ///
+    /// Settings come from flags, then ASSAY_* environment variables, then the TOML file given
+    /// with --config (keys as the flags, with underscores). SIGTERM or Ctrl-C drains requests
+    /// in flight, then exits.
+    Serve(ServeArgs),
     /// Manage registered JSON Schemas: numbered, immutable versions per tenant.
     #[command(after_help = ADMIN_EXIT_CODES)]
     Schema(AdminArgs),
@@ -83,6 +90,41 @@ Exit status:
   0  done
   1  refused: not found, does not compile, a reference does not resolve, still in use
   2  usage error, unreadable file, or the registry is unavailable";
+
+/// `assay serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// TOML file with settings (flags and environment variables take precedence).
+    #[arg(long, env = "ASSAY_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "ASSAY_LISTEN", value_name = "HOST:PORT")]
+    pub(crate) listen: Option<String>,
+    /// Directory of the embedded registry store [default: assay-data].
+    #[arg(long, env = "ASSAY_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Share the registry through this Redis instead (redis://host:port/db).
+    #[arg(long, env = "ASSAY_REDIS_URL")]
+    pub(crate) redis_url: Option<String>,
+    /// Key prefix of the deployment in Redis [default: assay].
+    #[arg(long, env = "ASSAY_REDIS_PREFIX")]
+    pub(crate) redis_prefix: Option<String>,
+    /// Most documents processed at once; more are refused with 503 [default: 64 per core].
+    #[arg(long, env = "ASSAY_MAX_IN_FLIGHT")]
+    pub(crate) max_in_flight: Option<usize>,
+    /// Largest request body in bytes [default: 16 MiB].
+    #[arg(long, env = "ASSAY_MAX_BODY_BYTES")]
+    pub(crate) max_body_bytes: Option<usize>,
+    /// Per-request deadline in milliseconds [default: 10000].
+    #[arg(long, env = "ASSAY_REQUEST_TIMEOUT_MS")]
+    pub(crate) request_timeout_ms: Option<u64>,
+    /// How long shutdown waits for requests in flight, in milliseconds [default: 30000].
+    #[arg(long, env = "ASSAY_SHUTDOWN_GRACE_MS")]
+    pub(crate) shutdown_grace_ms: Option<u64>,
+    /// Log format: pretty or json [default: pretty].
+    #[arg(long, env = "ASSAY_LOG_FORMAT")]
+    pub(crate) log_format: Option<String>,
+}
 
 /// `assay schema ...` / `assay pipeline ...`.
 #[derive(Debug, Args)]

@@ -19,7 +19,7 @@ use clap::{CommandFactory, Parser};
 use engine::{Limits, SchemaOptions, Value};
 
 use crate::cli::{
-    AdminAction, AdminArgs, Cli, Command, InputArgs, LimitArgs, ReadingArgs, RunArgs,
+    AdminAction, AdminArgs, Cli, Command, InputArgs, LimitArgs, ReadingArgs, RunArgs, ServeArgs,
     TransformArgs, ValidateArgs,
 };
 
@@ -46,9 +46,40 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Validate(args) => validate(args),
         Command::Transform(args) => transform(args),
         Command::Run(args) => run(args),
+        Command::Serve(args) => serve(args),
         Command::Schema(args) => admin(registry::Kind::Schema, args),
         Command::Pipeline(args) => admin(registry::Kind::Pipeline, args),
     }
+}
+
+fn serve(args: ServeArgs) -> Result<ExitCode> {
+    let file = match &args.config {
+        Some(path) => server::RawSettings::from_file(path)?,
+        None => server::RawSettings::default(),
+    };
+    let given = server::RawSettings {
+        listen: args.listen,
+        data_dir: args.data_dir,
+        redis_url: args.redis_url,
+        redis_prefix: args.redis_prefix,
+        max_in_flight: args.max_in_flight,
+        max_body_bytes: args.max_body_bytes,
+        request_timeout_ms: args.request_timeout_ms,
+        shutdown_grace_ms: args.shutdown_grace_ms,
+        log_format: args.log_format,
+    };
+    let config = file.overlaid_by(given).validate()?;
+    server::telemetry::init(config.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let app = server::Application::build(config).await?;
+        tracing::info!(address = %app.local_addr(), "assay serving HTTP and gRPC");
+        app.run_until(server::shutdown_signal()).await
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn admin(kind: registry::Kind, args: AdminArgs) -> Result<ExitCode> {

@@ -12,6 +12,7 @@ pub mod grpc;
 pub mod http;
 pub mod ops;
 pub mod state;
+pub mod telemetry;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -109,10 +110,35 @@ impl Application {
     }
 }
 
+/// Completes on SIGTERM or Ctrl-C: the signals that ask the server to drain and stop.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
 /// The whole service: HTTP API, gRPC services and operational endpoints, with the limits.
 pub fn router(state: AppState, config: &Config) -> Router {
-    http::routes(state.clone())
+    let routes = http::routes(state.clone())
         .merge(ops::routes(state.clone()))
-        .merge(grpc::routes(state.clone()))
-        .layer(ops::layers(config))
+        .merge(grpc::routes(state));
+    ops::with_layers(routes, config)
 }

@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tower::ServiceBuilder;
-use tower::layer::util::{Identity, Stack};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
@@ -65,71 +64,67 @@ async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
-type Layers = Stack<
-    TimeoutLayer,
-    Stack<
-        CatchPanicLayer<tower_http::catch_panic::DefaultResponseForPanic>,
-        Stack<
-            axum::middleware::FromFnLayer<
-                fn(
-                    Request,
-                    Next,
-                )
-                    -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>,
-                (),
-                (Request,),
-            >,
-            Stack<
-                PropagateRequestIdLayer,
-                Stack<
-                    TraceLayer<
-                        tower_http::classify::SharedClassifier<
-                            tower_http::classify::ServerErrorsAsFailures,
-                        >,
-                    >,
-                    Stack<SetRequestIdLayer<MakeRequestUuid>, Identity>,
-                >,
-            >,
-        >,
-    >,
->;
+/// Wraps `router` in the layers every route passes through, outermost first: request id,
+/// trace span, request metrics, panic catcher, deadline.
+pub fn with_layers(router: Router, config: &Config) -> Router {
+    router.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(TraceLayer::new_for_http().make_span_with(span))
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(middleware::from_fn(record))
+            .layer(CatchPanicLayer::new())
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::GATEWAY_TIMEOUT,
+                config.request_timeout,
+            )),
+    )
+}
 
-/// The layers around every route, outermost first: request id, trace span, metrics, panic
-/// catcher, deadline.
-pub fn layers(config: &Config) -> Layers {
-    ServiceBuilder::new()
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(TraceLayer::new_for_http())
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(middleware::from_fn(record as fn(Request, Next) -> _))
-        .layer(CatchPanicLayer::new())
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::GATEWAY_TIMEOUT,
-            config.request_timeout,
-        ))
-        .into_inner()
+/// The span of one request, carrying its id so that every event logged while serving it
+/// can be traced back to it.
+fn span(req: &Request) -> tracing::Span {
+    let id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
 }
 
 /// Counts requests and records their latency by route and status, and the number in flight.
-fn record(
-    req: Request,
-    next: Next,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>> {
-    Box::pin(async move {
-        let route = req
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
-        let started = Instant::now();
+async fn record(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
+    let started = Instant::now();
+    let in_flight = InFlight::enter();
+    let response = next.run(req).await;
+    drop(in_flight);
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("assay_requests_total", "route" => route.clone(), "status" => status.clone())
+        .increment(1);
+    metrics::histogram!("assay_request_seconds", "route" => route, "status" => status)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Counts a request in flight until dropped, so that a request whose client went away (its
+/// future dropped mid-way) is not counted forever.
+struct InFlight;
+
+impl InFlight {
+    fn enter() -> Self {
         metrics::gauge!("assay_requests_in_flight").increment(1.0);
-        let response = next.run(req).await;
+        Self
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
         metrics::gauge!("assay_requests_in_flight").decrement(1.0);
-        let status = response.status().as_u16().to_string();
-        metrics::counter!("assay_requests_total", "route" => route.clone(), "status" => status.clone()).increment(1);
-        metrics::histogram!("assay_request_seconds", "route" => route, "status" => status)
-            .record(started.elapsed().as_secs_f64());
-        response
-    })
+    }
 }
 
 /// A `Retry-After` header value.
