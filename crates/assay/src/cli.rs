@@ -157,6 +157,14 @@ pub(crate) struct StoreArgs {
         default_value = "assay"
     )]
     pub(crate) redis_prefix: String,
+    /// Work on the registry of this running server (http://host:port) instead.
+    #[arg(
+        long,
+        global = true,
+        env = "ASSAY_SERVER",
+        conflicts_with = "redis_url"
+    )]
+    pub(crate) server: Option<String>,
     /// The tenant that owns the resources.
     #[arg(long, global = true, env = "ASSAY_TENANT", default_value = "default")]
     pub(crate) tenant: String,

@@ -10,6 +10,7 @@ pub mod admin;
 pub mod input;
 pub mod load;
 mod progress;
+pub mod remote;
 pub mod run;
 pub mod stream;
 pub mod transform;

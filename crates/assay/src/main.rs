@@ -82,6 +82,14 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn print_lines(lines: Vec<String>) -> Result<ExitCode> {
+    let mut out = io::stdout().lock();
+    for line in lines {
+        writeln!(out, "{line}")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn admin(kind: registry::Kind, args: AdminArgs) -> Result<ExitCode> {
     use assay::admin::{Location, Operation, execute, open};
     let op = match args.action {
@@ -109,6 +117,21 @@ fn admin(kind: registry::Kind, args: AdminArgs) -> Result<ExitCode> {
         AdminAction::List => Operation::List,
         AdminAction::Delete { name } => Operation::Delete { name },
     };
+    if let Some(server) = &args.store.server {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        return Ok(
+            match runtime.block_on(assay::remote::execute(server, kind, op)) {
+                Ok(lines) => print_lines(lines)?,
+                Err(e) => {
+                    eprintln!("assay: {e}");
+                    ExitCode::from(if e.is_refusal() { FAILED } else { TROUBLE })
+                }
+            },
+        );
+    }
     let location = match &args.store.redis_url {
         Some(url) => Location::Redis {
             url,
@@ -125,13 +148,7 @@ fn admin(kind: registry::Kind, args: AdminArgs) -> Result<ExitCode> {
         execute(store, kind, &args.store.tenant, op).await
     });
     match result {
-        Ok(lines) => {
-            let mut out = io::stdout().lock();
-            for line in lines {
-                writeln!(out, "{line}")?;
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Ok(lines) => print_lines(lines),
         Err(e) => {
             eprintln!("assay: {e}");
             Ok(ExitCode::from(match e {
