@@ -3,6 +3,11 @@
 
 mod cli;
 
+// jaq evaluates jq as boxed iterators and allocates about a thousand times per trade; mimalloc
+// cuts the transform's time by about a third against glibc's allocator (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;

@@ -473,6 +473,30 @@ mod tests {
     }
 
     #[test]
+    fn object_addition_keeps_jq_order_and_right_values() {
+        assert_eq!(
+            run("{a:1,b:2} + {b:3,c:4}", "null").unwrap(),
+            r#"{"a":1,"b":3,"c":4}"#
+        );
+        assert_eq!(
+            run("{b:3,c:4,d:5} + {a:1,c:2}", "null").unwrap(),
+            r#"{"b":3,"c":2,"d":5,"a":1}"#
+        );
+        assert_eq!(
+            run("{x:1} + {y:2,x:3,z:4}", "null").unwrap(),
+            r#"{"x":3,"y":2,"z":4}"#
+        );
+        assert_eq!(
+            run(". as $o | {k:1} + $o | [., $o]", r#"{"a":1,"k":2}"#).unwrap(),
+            r#"[{"k":2,"a":1},{"a":1,"k":2}]"#
+        );
+        assert_eq!(
+            run("{id: .a, book: .b, n: 1}", r#"{"a":"x","b":"y"}"#).unwrap(),
+            r#"{"id":"x","book":"y","n":1}"#
+        );
+    }
+
+    #[test]
     fn output_rule() {
         let err = run(".[]", "[1,2,3]").unwrap_err();
         assert_eq!(err, TransformError::OutputCount(3));

@@ -51,14 +51,14 @@ pub enum Val {
     /// Number
     Num(Num),
     /// Byte string
-    BStr(Box<Bytes>),
+    BStr(Rc<Bytes>),
     /// Text string (interpreted as UTF-8)
     ///
     /// Note that this does not require the actual bytes to be all valid UTF-8;
     /// this just means that the bytes are interpreted as UTF-8.
     /// An effort is made to preserve invalid UTF-8 as is, else
     /// replace invalid UTF-8 by the Unicode replacement character.
-    TStr(Box<Bytes>),
+    TStr(Rc<Bytes>),
     /// Array
     Arr(Rc<Vec<Val>>),
     /// Object
@@ -166,8 +166,8 @@ impl jaq_core::ValT for Val {
                 .map(|(skip, take)| b.slice(skip..skip + take))
         };
         match self {
-            Val::BStr(b) => fs(*b, range, skip_take_bytes).map(Val::byte_str),
-            Val::TStr(b) => fs(*b, range, skip_take_chars).map(Val::utf8_str),
+            Val::BStr(b) => fs(rc_unwrap_or_clone(b), range, skip_take_bytes).map(Val::byte_str),
+            Val::TStr(b) => fs(rc_unwrap_or_clone(b), range, skip_take_chars).map(Val::utf8_str),
             Val::Arr(a) => Self::range_int(range)
                 .map(|range| skip_take(range, a.len()))
                 .map(|(skip, take)| a.iter().skip(skip).take(take).cloned().collect()),
@@ -278,8 +278,20 @@ impl jaq_core::ValT for Val {
                 Rc::make_mut(a).splice(skip..skip + take, (*y).clone());
                 Ok(self)
             }
-            Val::BStr(b) => fs(*b, range, stb, Val::into_byte_str, Val::byte_str),
-            Val::TStr(b) => fs(*b, range, stc, Val::into_utf8_str, Val::utf8_str),
+            Val::BStr(b) => fs(
+                rc_unwrap_or_clone(b),
+                range,
+                stb,
+                Val::into_byte_str,
+                Val::byte_str,
+            ),
+            Val::TStr(b) => fs(
+                rc_unwrap_or_clone(b),
+                range,
+                stc,
+                Val::into_utf8_str,
+                Val::utf8_str,
+            ),
             _ => opt.fail(self, |v| Exn::from(Error::typ(v, Type::Arr.as_str()))),
         }
     }
@@ -452,14 +464,14 @@ impl Val {
 
     fn into_byte_str(self) -> Result<Bytes, Error> {
         match self {
-            Self::BStr(b) => Ok(*b),
+            Self::BStr(b) => Ok(rc_unwrap_or_clone(b)),
             _ => Err(Error::typ(self, Type::Str.as_str())),
         }
     }
 
     fn into_utf8_str(self) -> Result<Bytes, Error> {
         match self {
-            Self::TStr(b) => Ok(*b),
+            Self::TStr(b) => Ok(rc_unwrap_or_clone(b)),
             _ => Err(Error::typ(self, Type::Str.as_str())),
         }
     }
@@ -595,7 +607,7 @@ impl core::ops::Add for Val {
     fn add(self, rhs: Self) -> Self::Output {
         let concat_bytes = |l, r| {
             let mut buf = BytesMut::from(l);
-            buf.put(r);
+            buf.put(rc_unwrap_or_clone(r));
             buf
         };
         use Val::*;
@@ -603,15 +615,37 @@ impl core::ops::Add for Val {
             // `null` is a neutral element for addition
             (Null, x) | (x, Null) => Ok(x),
             (Num(x), Num(y)) => num_op(x, y, ops::Math::Add, crate::Num::add),
-            (BStr(l), BStr(r)) => Ok(Val::byte_str(concat_bytes(*l, r))),
-            (TStr(l), TStr(r)) => Ok(Val::utf8_str(concat_bytes(*l, r))),
+            (BStr(l), BStr(r)) => Ok(Val::byte_str(concat_bytes(rc_unwrap_or_clone(l), r))),
+            (TStr(l), TStr(r)) => Ok(Val::utf8_str(concat_bytes(rc_unwrap_or_clone(l), r))),
             (Arr(mut l), Arr(r)) => {
                 //std::dbg!(Rc::strong_count(&l));
                 Rc::make_mut(&mut l).extend(r.iter().cloned());
                 Ok(Arr(l))
             }
-            (Obj(mut l), Obj(r)) => {
-                Rc::make_mut(&mut l).extend(r.iter().map(|(k, v)| (k.clone(), v.clone())));
+            (Obj(mut l), Obj(mut r)) => {
+                // jaq builds `{a: x, b: y, ...}` as `{a: x} + ({b: y} + ...)`: cloning the
+                // right side into the left at every level made object construction quadratic.
+                // A small left side goes in front of a uniquely owned right side instead, with
+                // the same result: left keys first in their order, values from the right.
+                if l.len() < r.len() && Rc::strong_count(&r) == 1 {
+                    let rm = Rc::make_mut(&mut r);
+                    rm.reserve(l.len());
+                    for (i, (k, v)) in rc_unwrap_or_clone(l).into_iter().enumerate() {
+                        match rm.get_index_of(&k) {
+                            Some(j) => rm.move_index(j, i),
+                            None => {
+                                rm.shift_insert(i, k, v);
+                            }
+                        }
+                    }
+                    return Ok(Obj(r));
+                }
+                let lm = Rc::make_mut(&mut l);
+                lm.reserve(r.len());
+                match Rc::try_unwrap(r) {
+                    Ok(r) => lm.extend(r),
+                    Err(r) => lm.extend(r.iter().map(|(k, v)| (k.clone(), v.clone()))),
+                }
                 Ok(Obj(l))
             }
             (l, r) => Err(Error::math(l, ops::Math::Add, r)),
@@ -697,8 +731,16 @@ impl core::ops::Div for Val {
         };
         match (self, rhs) {
             (Self::Num(x), Self::Num(y)) => num_op(x, y, ops::Math::Div, Num::div),
-            (Self::TStr(x), Self::TStr(y)) => Ok(fs(*x, *y, Val::utf8_str)),
-            (Self::BStr(x), Self::BStr(y)) => Ok(fs(*x, *y, Val::byte_str)),
+            (Self::TStr(x), Self::TStr(y)) => Ok(fs(
+                rc_unwrap_or_clone(x),
+                rc_unwrap_or_clone(y),
+                Val::utf8_str,
+            )),
+            (Self::BStr(x), Self::BStr(y)) => Ok(fs(
+                rc_unwrap_or_clone(x),
+                rc_unwrap_or_clone(y),
+                Val::byte_str,
+            )),
             (l, r) => Err(Error::math(l, ops::Math::Div, r)),
         }
     }
