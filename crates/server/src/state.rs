@@ -124,7 +124,7 @@ impl AppState {
         let result = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let doc = engine::parse_document(&body, &engine::Limits::default())
-                .map_err(|e| engine::PipelineError::Parse(e))?;
+                .map_err(engine::PipelineError::Parse)?;
             let findings = if schema.value.is_valid(&doc) {
                 Vec::new()
             } else {
