@@ -137,8 +137,8 @@ pub async fn shutdown_signal() {
 
 /// The whole service: HTTP API, gRPC services and operational endpoints, with the limits.
 pub fn router(state: AppState, config: &Config) -> Router {
-    let routes = http::routes(state.clone())
+    let routes = ops::with_deadline(http::routes(state.clone()), config)
         .merge(ops::routes(state.clone()))
         .merge(grpc::routes(state));
-    ops::with_layers(routes, config)
+    ops::with_layers(routes)
 }

@@ -65,20 +65,25 @@ async fn ready(State(state): State<AppState>) -> Response {
 }
 
 /// Wraps `router` in the layers every route passes through, outermost first: request id,
-/// trace span, request metrics, panic catcher, deadline.
-pub fn with_layers(router: Router, config: &Config) -> Router {
+/// trace span, request metrics, panic catcher.
+pub fn with_layers(router: Router) -> Router {
     router.layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(TraceLayer::new_for_http().make_span_with(span))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .layer(middleware::from_fn(record))
-            .layer(CatchPanicLayer::new())
-            .layer(TimeoutLayer::with_status_code(
-                StatusCode::GATEWAY_TIMEOUT,
-                config.request_timeout,
-            )),
+            .layer(CatchPanicLayer::new()),
     )
+}
+
+/// The per-request deadline for HTTP routes: 504 when the response has not started in time.
+/// (gRPC calls carry their own deadline, `grpc-timeout`, which `grpc` honours.)
+pub fn with_deadline(router: Router, config: &Config) -> Router {
+    router.layer(TimeoutLayer::with_status_code(
+        StatusCode::GATEWAY_TIMEOUT,
+        config.request_timeout,
+    ))
 }
 
 /// The span of one request, carrying its id so that every event logged while serving it
