@@ -67,6 +67,19 @@ pub async fn execute(base: &str, kind: Kind, op: Operation) -> Result<Vec<String
     }
     Ok(match op {
         Operation::Delete { .. } => Vec::new(),
+        // The API answers 201 for a new version and 200 for an identical document; print
+        // what the local commands print.
+        Operation::Put { .. } => {
+            let mut out =
+                serde_json::from_str::<serde_json::Value>(&text).map_err(|e| RemoteError {
+                    status: Some(status.as_u16()),
+                    message: format!("unexpected answer {text:?}: {e}"),
+                })?;
+            if let Some(o) = out.as_object_mut() {
+                o.insert("created".into(), (status.as_u16() == 201).into());
+            }
+            vec![out.to_string()]
+        }
         Operation::List => match serde_json::from_str::<serde_json::Value>(&text) {
             Ok(serde_json::Value::Array(items)) => items.iter().map(|i| i.to_string()).collect(),
             _ => vec![text.trim().to_owned()],
