@@ -85,7 +85,16 @@ impl AppState {
         body: Bytes,
         encoding: Option<Encoding>,
     ) -> Result<Processed, ApiError> {
-        let pipeline = self.registry.pipeline(tenant, name).await?;
+        let pipeline = match self.registry.cached_pipeline(tenant, name) {
+            Some(p) => {
+                metrics::counter!("assay_cache_hits_total", "kind" => "pipeline").increment(1);
+                p
+            }
+            None => {
+                metrics::counter!("assay_cache_misses_total", "kind" => "pipeline").increment(1);
+                self.registry.pipeline(tenant, name).await?
+            }
+        };
         let permit = self.admit()?;
         let started = Instant::now();
         let name_owned = name.to_owned();
