@@ -378,27 +378,16 @@ impl Registry {
             .into_iter()
             .collect();
         let body = doc.to_string();
-        let outcome = self
-            .store
-            .put(Kind::Schema, tenant, name, &body, &uses)
-            .await?;
-        self.schemas.insert(
+        self.store_and_cache(
+            Kind::Schema,
+            &self.schemas,
             tenant,
             name,
-            Compiled {
-                version: outcome.version(),
-                value: schema,
-            },
-        );
-        tracing::info!(
-            tenant,
-            kind = "schema",
-            name,
-            version = outcome.version(),
-            created = matches!(outcome, PutOutcome::Created(_)),
-            "registered"
-        );
-        Ok(registered(name, outcome))
+            &body,
+            &uses,
+            schema,
+        )
+        .await
     }
 
     /// Registers a pipeline definition (`{input_schema, transform, output_schema, output,
@@ -434,27 +423,54 @@ impl Registry {
         let body = serde_json::to_string(&def)
             .map_err(|e| RegistryError::Invalid(format!("cannot store the definition: {e}")))?;
         let uses: Vec<String> = uses.into_iter().collect();
-        let outcome = self
-            .store
-            .put(Kind::Pipeline, tenant, name, &body, &uses)
-            .await?;
-        self.pipelines.insert(
+        self.store_and_cache(
+            Kind::Pipeline,
+            &self.pipelines,
+            tenant,
+            name,
+            &body,
+            &uses,
+            pipeline,
+        )
+        .await
+    }
+
+    /// Stores a checked body and caches what it compiled to, so that this instance serves
+    /// the new version at once (other instances learn of it through `follow_changes`).
+    #[allow(clippy::too_many_arguments)]
+    async fn store_and_cache<T>(
+        &self,
+        kind: Kind,
+        cache: &Cache<T>,
+        tenant: &str,
+        name: &str,
+        body: &str,
+        uses: &[String],
+        value: T,
+    ) -> Result<Registered, RegistryError> {
+        let outcome = self.store.put(kind, tenant, name, body, uses).await?;
+        cache.insert(
             tenant,
             name,
             Compiled {
                 version: outcome.version(),
-                value: pipeline,
+                value,
             },
         );
+        let registered = Registered {
+            name: name.to_owned(),
+            version: outcome.version(),
+            created: matches!(outcome, PutOutcome::Created(_)),
+        };
         tracing::info!(
             tenant,
-            kind = "pipeline",
+            kind = kind.as_str(),
             name,
-            version = outcome.version(),
-            created = matches!(outcome, PutOutcome::Created(_)),
+            version = registered.version,
+            created = registered.created,
             "registered"
         );
-        Ok(registered(name, outcome))
+        Ok(registered)
     }
 
     /// One version (or the newest) of a resource, as stored.
@@ -631,14 +647,6 @@ pub struct WarmReport {
     pub pipelines: usize,
     /// Resources that no longer compile (logged and skipped).
     pub failed: usize,
-}
-
-fn registered(name: &str, outcome: PutOutcome) -> Registered {
-    Registered {
-        name: name.to_owned(),
-        version: outcome.version(),
-        created: matches!(outcome, PutOutcome::Created(_)),
-    }
 }
 
 fn parse_stored(body: &str) -> Result<Value, RegistryError> {
