@@ -135,7 +135,14 @@ fn endpoints() -> Vec<Endpoint> {
             get_pipeline_version,
         ),
         endpoint(M::POST, "/v1/pipelines/{name}/process", process),
+        endpoint(M::POST, "/v1/echo", echo),
     ]
+}
+
+/// `POST /v1/echo`: the body back, untouched. A diagnostic and the reference for the
+/// service benchmark: the cost of HTTP, routing and the layers, with no JSON work.
+async fn echo(body: axum::body::Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 // ---------------------------------------------------------------------------------------

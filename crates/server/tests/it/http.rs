@@ -214,7 +214,7 @@ async fn every_documented_route_is_served() {
             routes.push((method.to_uppercase(), path.clone()));
         }
     }
-    assert_eq!(routes.len(), 16, "{routes:?}");
+    assert_eq!(routes.len(), 17, "{routes:?}");
     // Deletions last, pipelines before the schema they use.
     routes.sort_by_key(|(m, p)| (m == "DELETE", p.contains("schemas")));
     for (method, path) in routes {

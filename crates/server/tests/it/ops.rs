@@ -151,8 +151,14 @@ async fn overload_is_shed_with_503_and_retry_after() {
         .await
         .unwrap();
     assert!(metrics.contains("assay_requests_shed_total"), "{metrics}");
-    assert!(metrics.contains("assay_cache_hits_total{kind=\"pipeline\"}"), "{metrics}");
-    assert!(metrics.contains("assay_process_seconds_bucket"), "{metrics}");
+    assert!(
+        metrics.contains("assay_cache_hits_total{kind=\"pipeline\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("assay_process_seconds_bucket"),
+        "{metrics}"
+    );
     s.stop.send(()).unwrap();
     s.done.await.unwrap().unwrap();
 }
