@@ -43,6 +43,10 @@ pub enum RegistryError {
     /// The request is malformed: a bad name, a document that is not JSON, an unknown field.
     #[error("{0}")]
     Invalid(String),
+    /// The document sent for registration is not acceptable JSON (its parse error keeps its
+    /// own code: `syntax`, `duplicate_key`, `too_deep`, ...).
+    #[error("the document is not acceptable JSON: {0}")]
+    Parse(engine::ParseError),
     /// A schema or transform does not compile, or a reference does not resolve.
     #[error("{0}")]
     Rejected(String),
@@ -79,6 +83,7 @@ impl RegistryError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Invalid(_) => "invalid_request",
+            Self::Parse(e) => e.code(),
             Self::Rejected(_) => "rejected",
             Self::NotFound { .. } => "not_found",
             Self::InUse { .. } => "in_use",
@@ -361,8 +366,7 @@ impl Registry {
     ) -> Result<Registered, RegistryError> {
         model::check_tenant(tenant)?;
         model::check_name(Kind::Schema, name)?;
-        let doc = parse_document(body, &Limits::default())
-            .map_err(|e| RegistryError::Invalid(format!("schema is not acceptable JSON: {e}")))?;
+        let doc = parse_document(body, &Limits::default()).map_err(RegistryError::Parse)?;
         if !doc.is_object() && !doc.is_boolean() {
             return Err(RegistryError::Invalid(
                 "a schema must be a JSON object or a boolean".into(),
@@ -400,8 +404,7 @@ impl Registry {
     ) -> Result<Registered, RegistryError> {
         model::check_tenant(tenant)?;
         model::check_name(Kind::Pipeline, name)?;
-        let doc = parse_document(body, &Limits::default())
-            .map_err(|e| RegistryError::Invalid(format!("pipeline is not acceptable JSON: {e}")))?;
+        let doc = parse_document(body, &Limits::default()).map_err(RegistryError::Parse)?;
         let mut def: PipelineDef = serde_json::from_value(doc)
             .map_err(|e| RegistryError::Invalid(format!("invalid pipeline definition: {e}")))?;
         let mut uses = BTreeSet::new();

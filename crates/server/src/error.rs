@@ -124,6 +124,13 @@ impl From<RegistryError> for ApiError {
                 code: "invalid_request",
                 message: m,
             },
+            RegistryError::Parse(engine::ParseError::TooLarge { limit, .. }) => {
+                Self::TooLarge { limit }
+            }
+            RegistryError::Parse(p) => Self::BadRequest {
+                code: p.code(),
+                message: format!("the document is not acceptable JSON: {p}"),
+            },
             RegistryError::Rejected(m) => Self::Rejected(m),
             e @ RegistryError::NotFound { .. } => Self::NotFound(e.to_string()),
             e @ RegistryError::InUse { .. } => Self::Conflict(e.to_string()),

@@ -710,6 +710,18 @@ async fn every_error_is_a_problem_with_its_status_and_code() {
             "method_not_allowed",
         ),
         (
+            "schema with a duplicate key",
+            put_json(
+                &c,
+                addr,
+                "/v1/schemas/dup",
+                "{\"type\":\"object\",\"type\":\"array\"}",
+            )
+            .await,
+            400,
+            "duplicate_key",
+        ),
+        (
             "invalid name",
             put_json(&c, addr, "/v1/schemas/-bad", "{}").await,
             400,
