@@ -231,39 +231,32 @@ impl Registry {
     async fn apply(&self, change: &Change) -> Result<(), RegistryError> {
         match change {
             Change::Put {
-                kind: Kind::Pipeline,
-                tenant,
-                name,
-                ..
-            } => match self.load_pipeline(tenant, name).await {
-                // Deleted again since; the deletion's own change follows.
-                Err(RegistryError::NotFound { .. }) => self.pipelines.remove(tenant, name),
-                other => drop(other?),
-            },
-            Change::Put {
-                kind: Kind::Schema,
-                tenant,
-                name,
-                ..
-            } => match self.load_schema(tenant, name).await {
-                Err(RegistryError::NotFound { .. }) => self.schemas.remove(tenant, name),
-                other => drop(other?),
-            },
-            Change::Deleted {
-                kind: Kind::Pipeline,
-                tenant,
-                name,
-            } => self.pipelines.remove(tenant, name),
-            Change::Deleted {
-                kind: Kind::Schema,
-                tenant,
-                name,
-            } => self.schemas.remove(tenant, name),
+                kind, tenant, name, ..
+            } => {
+                let loaded = match kind {
+                    Kind::Pipeline => self.load_pipeline(tenant, name).await.map(drop),
+                    Kind::Schema => self.load_schema(tenant, name).await.map(drop),
+                };
+                match loaded {
+                    // Deleted again since; the deletion's own change follows.
+                    Err(RegistryError::NotFound { .. }) => self.forget(*kind, tenant, name),
+                    other => other?,
+                }
+            }
+            Change::Deleted { kind, tenant, name } => self.forget(*kind, tenant, name),
             Change::Resync => {
                 self.warm().await?;
             }
         }
         Ok(())
+    }
+
+    /// Drops a resource from this instance's cache.
+    fn forget(&self, kind: Kind, tenant: &str, name: &str) {
+        match kind {
+            Kind::Schema => self.schemas.remove(tenant, name),
+            Kind::Pipeline => self.pipelines.remove(tenant, name),
+        }
     }
 
     /// The hot path: the newest compiled version of a pipeline, if cached. No lock, no
@@ -501,10 +494,7 @@ impl Registry {
                 version: None,
             });
         }
-        match kind {
-            Kind::Schema => self.schemas.remove(tenant, name),
-            Kind::Pipeline => self.pipelines.remove(tenant, name),
-        }
+        self.forget(kind, tenant, name);
         tracing::info!(tenant, kind = kind.as_str(), name, "deleted");
         Ok(())
     }
