@@ -1,10 +1,15 @@
-//! `assay schema ...` and `assay pipeline ...`: registry administration on the embedded store
-//! in a data directory or on Redis. Each call opens the store, does one thing and closes it.
+//! `assay schema ...`, `assay pipeline ...` and `assay keys ...`: registry and API key
+//! administration on the embedded store in a data directory or on Redis. Each call opens the
+//! store, does one thing and closes it.
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use registry::{EmbeddedStore, Kind, RedisStore, Registry, RegistryError, RegistryOptions, Store};
+use registry::{
+    EmbeddedStore, KeyError, KeyInfo, Keys, Kind, RedisStore, Registry, RegistryError,
+    RegistryOptions, Role, Store,
+};
 
 /// Where the registry lives.
 #[derive(Debug, Clone)]
@@ -68,6 +73,11 @@ pub async fn execute(
             let registered = match kind {
                 Kind::Schema => registry.put_schema(tenant, &name, &body).await?,
                 Kind::Pipeline => registry.put_pipeline(tenant, &name, &body).await?,
+                Kind::Key => {
+                    return Err(RegistryError::Invalid(
+                        "keys are managed with `assay keys`".into(),
+                    ));
+                }
             };
             vec![serde_json::to_string(&registered).expect("a Registered serialises")]
         }
@@ -92,9 +102,149 @@ pub async fn execute(
     })
 }
 
+/// One API key operation.
+#[derive(Debug, Clone)]
+pub enum KeyOperation {
+    /// Create a key.
+    Create {
+        /// `admin` or `client`.
+        role: String,
+        /// How long until it expires, if ever.
+        expires_in: Option<Duration>,
+        /// A note.
+        label: Option<String>,
+    },
+    /// List the tenant's keys.
+    List,
+    /// Revoke a key by id.
+    Revoke {
+        /// The key's id.
+        id: String,
+    },
+}
+
+/// What a key operation prints: lines for standard output, and a note for standard error.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Printed {
+    /// Standard output, one line each.
+    pub lines: Vec<String>,
+    /// Standard error.
+    pub note: Option<String>,
+}
+
+/// Runs `op` on `tenant`'s API keys in `store`. A new key's token is the one line printed,
+/// so that `KEY=$(assay keys create ...)` captures it.
+pub async fn keys(
+    store: Arc<dyn Store>,
+    tenant: &str,
+    op: KeyOperation,
+) -> Result<Printed, KeyError> {
+    let keys = Keys::new(store);
+    Ok(match op {
+        KeyOperation::Create {
+            role,
+            expires_in,
+            label,
+        } => {
+            let role: Role = role.parse()?;
+            let expires_at = expires_in.map(|d| unix_now().saturating_add(d.as_secs().max(1)));
+            let new = keys.create(tenant, role, expires_at, label).await?;
+            Printed {
+                note: Some(created_note(&new.info)),
+                lines: vec![new.token],
+            }
+        }
+        KeyOperation::List => Printed {
+            lines: keys
+                .list(tenant)
+                .await?
+                .iter()
+                .map(|k| serde_json::to_string(k).expect("a KeyInfo serialises"))
+                .collect(),
+            note: None,
+        },
+        KeyOperation::Revoke { id } => {
+            keys.revoke(tenant, &id).await?;
+            Printed::default()
+        }
+    })
+}
+
+/// What `keys create` says on standard error about the key it printed.
+pub fn created_note(info: &KeyInfo) -> String {
+    let expiry = match info.expires_at {
+        Some(at) => format!(", expires at unix time {at}"),
+        None => String::new(),
+    };
+    format!(
+        "created {} key {} for tenant {}{expiry}. It is shown only this once: store it now.",
+        info.role, info.id, info.tenant
+    )
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn keys_are_created_listed_and_revoked_on_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&Location::DataDir(dir.path())).await.unwrap();
+        let created = keys(
+            store.clone(),
+            "acme",
+            KeyOperation::Create {
+                role: "client".into(),
+                expires_in: Some(Duration::from_secs(3600)),
+                label: Some("ci".into()),
+            },
+        )
+        .await
+        .unwrap();
+        let token = &created.lines[0];
+        assert!(token.starts_with("ak1.acme."), "{token}");
+        assert!(created.note.unwrap().contains("shown only this once"));
+        let listed = keys(store.clone(), "acme", KeyOperation::List)
+            .await
+            .unwrap();
+        assert_eq!(listed.lines.len(), 1);
+        let info: serde_json::Value = serde_json::from_str(&listed.lines[0]).unwrap();
+        assert_eq!(info["role"], "client");
+        assert!(!listed.lines[0].contains(token.rsplit('.').next().unwrap()));
+        let id = info["id"].as_str().unwrap().to_owned();
+        // Another tenant cannot see or revoke it.
+        assert!(
+            keys(store.clone(), "other", KeyOperation::List)
+                .await
+                .unwrap()
+                .lines
+                .is_empty()
+        );
+        let e = keys(
+            store.clone(),
+            "other",
+            KeyOperation::Revoke { id: id.clone() },
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, KeyError::NotFound(_)), "{e:?}");
+        keys(store.clone(), "acme", KeyOperation::Revoke { id })
+            .await
+            .unwrap();
+        assert!(
+            keys(store, "acme", KeyOperation::List)
+                .await
+                .unwrap()
+                .lines
+                .is_empty()
+        );
+    }
 
     #[tokio::test]
     async fn put_get_list_delete_on_the_embedded_store() {

@@ -83,6 +83,46 @@ pub(crate) enum Command {
     /// pinned to the newest version when the pipeline is registered.
     #[command(after_help = ADMIN_EXIT_CODES)]
     Pipeline(AdminArgs),
+    /// Manage API keys: create (the key is printed once), list, revoke.
+    ///
+    /// On the store directly (--data-dir or --redis-url), as the bootstrap before the first
+    /// `assay serve`, or through a running server (--server with an admin --api-key).
+    #[command(after_help = ADMIN_EXIT_CODES)]
+    Keys(KeysArgs),
+}
+
+/// `assay keys ...`.
+#[derive(Debug, Args)]
+pub(crate) struct KeysArgs {
+    #[command(subcommand)]
+    pub(crate) action: KeysAction,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysAction {
+    /// Create a key for --tenant and print it on standard output, once: it is stored only
+    /// as a hash. Its description goes to standard error.
+    Create {
+        /// What the key may do: admin (the tenant's registry and keys) or client (process
+        /// and validate only).
+        #[arg(long)]
+        role: String,
+        /// Make the key stop working after this long (e.g. 90d, 12h, 30m).
+        #[arg(long, value_name = "DURATION")]
+        expires_in: Option<humantime::Duration>,
+        /// A note for people (who or what the key is for).
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Print the tenant's keys, one JSON object per line (ids, never secrets).
+    List,
+    /// Revoke a key: every instance refuses it within a second.
+    Revoke {
+        /// The key's id (as `list` prints it).
+        id: String,
+    },
 }
 
 const ADMIN_EXIT_CODES: &str = "\
@@ -124,6 +164,31 @@ pub(crate) struct ServeArgs {
     /// Log format: pretty or json [default: pretty].
     #[arg(long, env = "ASSAY_LOG_FORMAT")]
     pub(crate) log_format: Option<String>,
+    /// Who may call: keys (API keys), gateway (tenants signed by a trusted gateway) or none
+    /// (everything open, for local use only) [default: keys].
+    #[arg(long, env = "ASSAY_AUTH", value_name = "MODE")]
+    pub(crate) auth: Option<String>,
+    /// The secret the gateway signs with (--auth gateway), at least 32 characters. Prefer
+    /// the environment variable: flags show in process listings.
+    #[arg(long, env = "ASSAY_GATEWAY_SECRET", hide_env_values = true)]
+    pub(crate) gateway_secret: Option<String>,
+    /// Every tenant's rate limit, in requests per second [default: unlimited].
+    #[arg(long, env = "ASSAY_RATE_LIMIT_PER_SECOND")]
+    pub(crate) rate_limit_per_second: Option<u32>,
+    /// Every tenant's burst [default: one second's worth].
+    #[arg(long, env = "ASSAY_RATE_LIMIT_BURST")]
+    pub(crate) rate_limit_burst: Option<u32>,
+    /// Where limits are kept: off, local or redis [default: redis when the registry is on
+    /// Redis, else local].
+    #[arg(long, env = "ASSAY_RATE_LIMIT_BACKEND")]
+    pub(crate) rate_limit_backend: Option<String>,
+    /// Redis for shared limits, if not the registry's.
+    #[arg(long, env = "ASSAY_RATE_LIMIT_REDIS_URL", hide_env_values = true)]
+    pub(crate) rate_limit_redis_url: Option<String>,
+    /// With Redis unreachable: open (limit in this process alone) or closed (refuse)
+    /// [default: open].
+    #[arg(long, env = "ASSAY_RATE_LIMIT_ON_REDIS_ERROR")]
+    pub(crate) rate_limit_on_redis_error: Option<String>,
 }
 
 /// `assay schema ...` / `assay pipeline ...`.
@@ -165,9 +230,12 @@ pub(crate) struct StoreArgs {
         conflicts_with = "redis_url"
     )]
     pub(crate) server: Option<String>,
-    /// The tenant that owns the resources.
+    /// The tenant that owns the resources (with --server, the API key's tenant instead).
     #[arg(long, global = true, env = "ASSAY_TENANT", default_value = "default")]
     pub(crate) tenant: String,
+    /// With --server: the API key to call it with.
+    #[arg(long, global = true, env = "ASSAY_API_KEY", hide_env_values = true)]
+    pub(crate) api_key: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

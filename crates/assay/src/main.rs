@@ -24,8 +24,8 @@ use clap::{CommandFactory, Parser};
 use engine::{Limits, SchemaOptions, Value};
 
 use crate::cli::{
-    AdminAction, AdminArgs, Cli, Command, InputArgs, LimitArgs, ReadingArgs, RunArgs, ServeArgs,
-    TransformArgs, ValidateArgs,
+    AdminAction, AdminArgs, Cli, Command, InputArgs, KeysAction, KeysArgs, LimitArgs, ReadingArgs,
+    RunArgs, ServeArgs, TransformArgs, ValidateArgs,
 };
 
 /// Some documents did not pass (invalid, rejected, unparsable).
@@ -54,6 +54,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Serve(args) => serve(args),
         Command::Schema(args) => admin(registry::Kind::Schema, args),
         Command::Pipeline(args) => admin(registry::Kind::Pipeline, args),
+        Command::Keys(args) => keys(args),
     }
 }
 
@@ -72,6 +73,15 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         request_timeout_ms: args.request_timeout_ms,
         shutdown_grace_ms: args.shutdown_grace_ms,
         log_format: args.log_format,
+        auth: args.auth,
+        gateway_secret: args.gateway_secret.map(server::config::Secret::new),
+        rate_limit_backend: args.rate_limit_backend,
+        rate_limit_redis_url: args.rate_limit_redis_url.map(server::config::Secret::new),
+        rate_limit_on_redis_error: args.rate_limit_on_redis_error,
+        rate_limit_per_second: args.rate_limit_per_second,
+        rate_limit_burst: args.rate_limit_burst,
+        // Per-tenant settings come from the file only.
+        tenants: None,
     };
     let config = file.overlaid_by(given).validate()?;
     server::telemetry::init(config.log_format);
@@ -128,7 +138,12 @@ fn admin(kind: registry::Kind, args: AdminArgs) -> Result<ExitCode> {
             .build()
             .context("cannot start the async runtime")?;
         return Ok(
-            match runtime.block_on(assay::remote::execute(server, kind, op)) {
+            match runtime.block_on(assay::remote::execute(
+                server,
+                args.store.api_key.as_deref(),
+                kind,
+                op,
+            )) {
                 Ok(lines) => print_lines(lines)?,
                 Err(e) => {
                     eprintln!("assay: {e}");
@@ -162,6 +177,71 @@ fn admin(kind: registry::Kind, args: AdminArgs) -> Result<ExitCode> {
                 }
                 _ => FAILED,
             }))
+        }
+    }
+}
+
+fn keys(args: KeysArgs) -> Result<ExitCode> {
+    use assay::admin::{KeyOperation, Location, open};
+    let op = match args.action {
+        KeysAction::Create {
+            role,
+            expires_in,
+            label,
+        } => KeyOperation::Create {
+            role,
+            expires_in: expires_in.map(Into::into),
+            label,
+        },
+        KeysAction::List => KeyOperation::List,
+        KeysAction::Revoke { id } => KeyOperation::Revoke { id },
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = match &args.store.server {
+        Some(server) => runtime
+            .block_on(assay::remote::keys(
+                server,
+                args.store.api_key.as_deref(),
+                op,
+            ))
+            .map_err(|e| (e.is_refusal(), e.to_string())),
+        None => {
+            let location = match &args.store.redis_url {
+                Some(url) => Location::Redis {
+                    url,
+                    prefix: &args.store.redis_prefix,
+                },
+                None => Location::DataDir(&args.store.data_dir),
+            };
+            runtime
+                .block_on(async {
+                    let store = open(&location)
+                        .await
+                        .map_err(|e| registry::KeyError::Unavailable(e.to_string()))?;
+                    assay::admin::keys(store, &args.store.tenant, op).await
+                })
+                .map_err(|e| {
+                    let refused = matches!(
+                        e,
+                        registry::KeyError::Invalid(_) | registry::KeyError::NotFound(_)
+                    );
+                    (refused, e.to_string())
+                })
+        }
+    };
+    match result {
+        Ok(printed) => {
+            if let Some(note) = printed.note {
+                eprintln!("{note}");
+            }
+            print_lines(printed.lines)
+        }
+        Err((refused, message)) => {
+            eprintln!("assay: {message}");
+            Ok(ExitCode::from(if refused { FAILED } else { TROUBLE }))
         }
     }
 }

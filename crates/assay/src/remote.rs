@@ -1,7 +1,8 @@
-//! `assay schema ...` / `assay pipeline ...` against a running server (`--server URL`), over
-//! its HTTP API: the same operations and output as on a local store.
+//! `assay schema ...`, `assay pipeline ...` and `assay keys ...` against a running server
+//! (`--server URL`, with `--api-key`), over its HTTP API: the same operations and output as on
+//! a local store.
 
-use crate::admin::Operation;
+use crate::admin::{KeyOperation, Operation, Printed};
 use registry::Kind;
 
 /// A request the server refused or could not answer.
@@ -22,12 +23,19 @@ impl RemoteError {
     }
 }
 
-/// Runs `op` on the server at `base` (e.g. `http://127.0.0.1:8080`), returning what to print.
-pub async fn execute(base: &str, kind: Kind, op: Operation) -> Result<Vec<String>, RemoteError> {
+/// Runs `op` on the server at `base` (e.g. `http://127.0.0.1:8080`) with `api_key`,
+/// returning what to print.
+pub async fn execute(
+    base: &str,
+    api_key: Option<&str>,
+    kind: Kind,
+    op: Operation,
+) -> Result<Vec<String>, RemoteError> {
     let client = reqwest::Client::new();
     let kinds = match kind {
         Kind::Schema => "schemas",
         Kind::Pipeline => "pipelines",
+        Kind::Key => "keys",
     };
     let base = base.trim_end_matches('/');
     let request = match &op {
@@ -46,25 +54,7 @@ pub async fn execute(base: &str, kind: Kind, op: Operation) -> Result<Vec<String
         Operation::List => client.get(format!("{base}/v1/{kinds}")),
         Operation::Delete { name } => client.delete(format!("{base}/v1/{kinds}/{name}")),
     };
-    let response = request.send().await.map_err(|e| RemoteError {
-        status: None,
-        message: format!("cannot reach {base}: {e}"),
-    })?;
-    let status = response.status();
-    let text = response.text().await.map_err(|e| RemoteError {
-        status: Some(status.as_u16()),
-        message: format!("reading the response: {e}"),
-    })?;
-    if !status.is_success() {
-        let detail = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|p| p.get("detail").and_then(|d| d.as_str()).map(str::to_owned))
-            .unwrap_or(text);
-        return Err(RemoteError {
-            status: Some(status.as_u16()),
-            message: detail,
-        });
-    }
+    let (status, text) = send(base, request, api_key).await?;
     Ok(match op {
         Operation::Delete { .. } => Vec::new(),
         // The API answers 201 for a new version and 200 for an identical document; print
@@ -85,5 +75,111 @@ pub async fn execute(base: &str, kind: Kind, op: Operation) -> Result<Vec<String
             _ => vec![text.trim().to_owned()],
         },
         _ => vec![text.trim().to_owned()],
+    })
+}
+
+/// Sends `request` with the API key, returning the status and text of a successful answer,
+/// and the problem's `detail` as the error of any other.
+async fn send(
+    base: &str,
+    request: reqwest::RequestBuilder,
+    api_key: Option<&str>,
+) -> Result<(reqwest::StatusCode, String), RemoteError> {
+    let request = match api_key {
+        Some(key) => request.bearer_auth(key),
+        None => request,
+    };
+    let response = request.send().await.map_err(|e| RemoteError {
+        status: None,
+        message: format!("cannot reach {base}: {e}"),
+    })?;
+    let status = response.status();
+    let text = response.text().await.map_err(|e| RemoteError {
+        status: Some(status.as_u16()),
+        message: format!("reading the response: {e}"),
+    })?;
+    if !status.is_success() {
+        let detail = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|p| p.get("detail").and_then(|d| d.as_str()).map(str::to_owned))
+            .unwrap_or(text);
+        return Err(RemoteError {
+            status: Some(status.as_u16()),
+            message: detail,
+        });
+    }
+    Ok((status, text))
+}
+
+/// Runs a key operation on the server at `base`, for the API key's own tenant.
+pub async fn keys(
+    base: &str,
+    api_key: Option<&str>,
+    op: KeyOperation,
+) -> Result<Printed, RemoteError> {
+    let client = reqwest::Client::new();
+    let base = base.trim_end_matches('/');
+    let request = match &op {
+        KeyOperation::Create {
+            role,
+            expires_in,
+            label,
+        } => {
+            let mut body = serde_json::Map::new();
+            body.insert("role".into(), role.clone().into());
+            if let Some(d) = expires_in {
+                body.insert("expires_in_seconds".into(), d.as_secs().max(1).into());
+            }
+            if let Some(l) = label {
+                body.insert("label".into(), l.clone().into());
+            }
+            client
+                .post(format!("{base}/v1/keys"))
+                .header("content-type", "application/json")
+                .body(serde_json::Value::Object(body).to_string())
+        }
+        KeyOperation::List => client.get(format!("{base}/v1/keys")),
+        KeyOperation::Revoke { id } => client.delete(format!("{base}/v1/keys/{id}")),
+    };
+    let (status, text) = send(base, request, api_key).await?;
+    let unexpected = |e: &dyn std::fmt::Display| RemoteError {
+        status: Some(status.as_u16()),
+        message: format!("unexpected answer {text:?}: {e}"),
+    };
+    Ok(match op {
+        KeyOperation::Create { .. } => {
+            let created: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| unexpected(&e))?;
+            let token = created["key"]
+                .as_str()
+                .ok_or_else(|| unexpected(&"no key"))?
+                .to_owned();
+            let info: registry::KeyInfo = registry::KeyInfo {
+                id: created["id"].as_str().unwrap_or("").to_owned(),
+                tenant: created["tenant"].as_str().unwrap_or("").to_owned(),
+                role: created["role"]
+                    .as_str()
+                    .unwrap_or("")
+                    .parse()
+                    .map_err(|e| unexpected(&e))?,
+                created_at: created["created_at"].as_u64().unwrap_or(0),
+                expires_at: created["expires_at"].as_u64(),
+                label: created["label"].as_str().map(str::to_owned),
+            };
+            Printed {
+                note: Some(crate::admin::created_note(&info)),
+                lines: vec![token],
+            }
+        }
+        KeyOperation::List => Printed {
+            lines: match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(serde_json::Value::Array(items)) => {
+                    items.iter().map(|i| i.to_string()).collect()
+                }
+                _ => vec![text.trim().to_owned()],
+            },
+            note: None,
+        },
+        KeyOperation::Revoke { .. } => Printed::default(),
     })
 }

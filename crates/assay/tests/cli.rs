@@ -812,8 +812,9 @@ fn registry_admin_on_the_embedded_store() {
         .code(2);
 }
 
-#[test]
-fn registry_admin_on_redis() {
+/// The Redis tests run against: `REDIS_URL` or the local default. `None` (the test skips,
+/// saying so) when nothing answers, which fails the test instead when `CI` is set.
+fn redis_url() -> Option<String> {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let answers = std::net::TcpStream::connect(
         url.trim_start_matches("redis://")
@@ -828,17 +829,238 @@ fn registry_admin_on_redis() {
             "no Redis at {url} and CI is set"
         );
         eprintln!("SKIPPED: no Redis answers at {url}; set REDIS_URL to run this test");
-        return;
+        return None;
     }
-    let prefix = format!(
+    Some(url)
+}
+
+/// A key prefix no other test run uses.
+fn fresh_prefix() -> String {
+    format!(
         "assay-cli-test:{}:{}",
         std::process::id(),
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos()
-    );
+    )
+}
+
+#[test]
+fn registry_admin_on_redis() {
+    let Some(url) = redis_url() else { return };
+    let prefix = fresh_prefix();
     registry_admin(&["--redis-url", &url, "--redis-prefix", &prefix], true);
+}
+
+/// An `assay serve` child process, killed when dropped, logging JSON to a file.
+struct Served {
+    child: std::process::Child,
+    base: String,
+    log: PathBuf,
+}
+
+impl Served {
+    fn start(dir: &Dir, name: &str, args: &[&str]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = dir.0.path().join(format!("{name}.log"));
+        let child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("assay"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--log-format", "json"])
+            .args(args)
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "server {name} did not start: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+        }
+    }
+
+    /// The log's JSON lines.
+    fn log_lines(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn three_instances_share_rate_limits_and_revocations() {
+    let Some(url) = redis_url() else { return };
+    let prefix = fresh_prefix();
+    let dir = Dir::new();
+    const RATE: f64 = 40.0;
+    const BURST: f64 = 10.0;
+    let config = dir.file(
+        "assay.toml",
+        format!("[tenants.acme]\nrate_limit = {{ per_second = {RATE}, burst = {BURST} }}\n"),
+    );
+    let store = ["--redis-url", &url, "--redis-prefix", &prefix];
+    let create = |tenant: &str| {
+        let out = assay()
+            .args(["keys", "create", "--tenant", tenant, "--role", "admin"])
+            .args(store)
+            .assert()
+            .success();
+        String::from_utf8(out.get_output().stdout.clone())
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let acme = create("acme");
+    let beta = create("beta");
+    let config = config.to_str().unwrap();
+    let servers: Vec<Served> = (0..3)
+        .map(|i| {
+            Served::start(
+                &dir,
+                &format!("s{i}"),
+                &[&store[..], &["--config", config]].concat(),
+            )
+        })
+        .collect();
+    let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+
+        // acme, limited to RATE/s with a burst of BURST, hammers all three for a while.
+        let started = std::time::Instant::now();
+        let window = std::time::Duration::from_secs(3);
+        let mut tasks = Vec::new();
+        for worker in 0..24 {
+            let (client, base, key) = (client.clone(), bases[worker % 3].clone(), acme.clone());
+            tasks.push(tokio::spawn(async move {
+                let (mut admitted, mut limited) = (0u32, 0u32);
+                while started.elapsed() < window {
+                    let r = client
+                        .post(format!("{base}/v1/echo"))
+                        .bearer_auth(&key)
+                        .header("content-type", "application/json")
+                        .body("{}")
+                        .send()
+                        .await
+                        .unwrap();
+                    match r.status().as_u16() {
+                        200 => admitted += 1,
+                        429 => limited += 1,
+                        other => panic!("unexpected {other}"),
+                    }
+                }
+                (admitted, limited)
+            }));
+        }
+        let (mut admitted, mut limited) = (0, 0);
+        for t in tasks {
+            let (a, l) = t.await.unwrap();
+            admitted += a;
+            limited += l;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let expected = BURST + RATE * elapsed;
+        let ratio = f64::from(admitted) / expected;
+        eprintln!(
+            "three instances admitted {admitted} of {} in {elapsed:.2} s; the limit allows {expected:.0} (ratio {ratio:.3})",
+            admitted + limited
+        );
+        assert!(limited > admitted, "the test must offer more than the limit");
+        assert!((0.9..=1.1).contains(&ratio), "admitted {admitted}, expected about {expected:.0}");
+
+        // A key revoked through one instance is refused by all of them within a second.
+        let created: serde_json::Value = client
+            .post(format!("{}/v1/keys", bases[0]))
+            .bearer_auth(&beta)
+            .header("content-type", "application/json")
+            .body(r#"{"role":"client"}"#)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let (token, id) = (
+            created["key"].as_str().unwrap().to_owned(),
+            created["id"].as_str().unwrap().to_owned(),
+        );
+        let echo = |base: String| {
+            let (client, token) = (client.clone(), token.clone());
+            async move {
+                client
+                    .post(format!("{base}/v1/echo"))
+                    .bearer_auth(&token)
+                    .header("content-type", "application/json")
+                    .body("{}")
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }
+        };
+        for base in &bases {
+            assert_eq!(echo(base.clone()).await, 200, "{base}");
+        }
+        let r = client
+            .delete(format!("{}/v1/keys/{id}", bases[0]))
+            .bearer_auth(&beta)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 204);
+        let revoked = std::time::Instant::now();
+        for base in &bases {
+            while echo(base.clone()).await != 401 {
+                assert!(
+                    revoked.elapsed() < std::time::Duration::from_secs(1),
+                    "{base} still accepts a key revoked {:?} ago",
+                    revoked.elapsed()
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+        eprintln!("revocation effective everywhere after {:?}", revoked.elapsed());
+    });
+
+    // The audit trail: who (tenant, key), what, and in which request.
+    let beta_id = beta.split('.').nth(2).unwrap();
+    let audits: Vec<serde_json::Value> = servers[0]
+        .log_lines()
+        .into_iter()
+        .filter(|l| l["target"] == "assay::audit")
+        .collect();
+    for action in ["key.create", "key.revoke"] {
+        let line = audits
+            .iter()
+            .find(|l| l["action"] == action)
+            .unwrap_or_else(|| panic!("no {action} audit line in {audits:?}"));
+        assert_eq!(line["tenant"], "beta", "{line}");
+        assert_eq!(line["key_id"], beta_id, "{line}");
+        assert_eq!(line["request_id"].as_str().unwrap().len(), 36, "{line}");
+    }
 }
 
 #[test]
@@ -849,6 +1071,16 @@ fn registry_admin_against_a_running_server() {
         .local_addr()
         .unwrap()
         .port();
+    // The bootstrap: an admin key made on the store before the server opens it.
+    let created = assay()
+        .args(["keys", "create", "--tenant", "default", "--role", "admin"])
+        .arg("--data-dir")
+        .arg(dir.0.path())
+        .assert()
+        .success();
+    let key = String::from_utf8(created.get_output().stdout.clone()).unwrap();
+    let key = key.trim().to_owned();
+    assert!(key.starts_with("ak1.default."), "{key}");
     let mut server = std::process::Command::new(assert_cmd::cargo::cargo_bin!("assay"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--data-dir")
@@ -865,7 +1097,43 @@ fn registry_admin_against_a_running_server() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let url = format!("http://127.0.0.1:{port}");
-    let result = std::panic::catch_unwind(|| registry_admin(&["--server", &url], false));
+    let result = std::panic::catch_unwind(|| {
+        // Without the key: refused (exit 1, a 401).
+        let refused = assay()
+            .args(["schema", "list", "--server", &url])
+            .assert()
+            .code(1);
+        let said = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+        assert!(said.contains("API key"), "{said}");
+        registry_admin(&["--server", &url, "--api-key", &key], false);
+        // Keys through the server: a client key is created, listed and revoked.
+        let created = assay()
+            .args(["keys", "create", "--role", "client", "--label", "ci"])
+            .args(["--server", &url, "--api-key", &key])
+            .assert()
+            .success();
+        let client_key = String::from_utf8(created.get_output().stdout.clone()).unwrap();
+        assert!(client_key.starts_with("ak1.default."), "{client_key}");
+        let listed = assay()
+            .args(["keys", "list", "--server", &url, "--api-key", &key])
+            .assert()
+            .success();
+        let listed = String::from_utf8(listed.get_output().stdout.clone()).unwrap();
+        assert_eq!(listed.lines().count(), 2, "{listed}");
+        let id = client_key.trim().split('.').nth(2).unwrap();
+        assert!(listed.contains(id), "{listed}");
+        assay()
+            .args(["keys", "revoke", id, "--server", &url, "--api-key", &key])
+            .assert()
+            .success();
+        // The client key may not manage the registry even before it was revoked; now it is
+        // not a key at all.
+        assay()
+            .args(["schema", "list", "--server", &url])
+            .args(["--api-key", client_key.trim()])
+            .assert()
+            .code(1);
+    });
     server.kill().unwrap();
     server.wait().unwrap();
     result.unwrap();

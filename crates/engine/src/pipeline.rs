@@ -22,7 +22,7 @@
 //! The engine does no I/O: string references are handed to a resolver the caller supplies
 //! (the CLI reads files relative to the pipeline file; the registry looks up names).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -378,11 +378,29 @@ impl Pipeline {
 
     /// Validates, transforms and validates a parsed document.
     pub fn run(&self, doc: &Value) -> Result<Outcome<Value>, PipelineError> {
+        self.run_until(doc, None)
+    }
+
+    /// [`Pipeline::run`], with the transform also stopped at `deadline` (a caller's own
+    /// deadline, when it is sooner than the pipeline's transform timeout): work nobody will
+    /// wait for is not done.
+    pub fn run_until(
+        &self,
+        doc: &Value,
+        deadline: Option<Instant>,
+    ) -> Result<Outcome<Value>, PipelineError> {
         if let Some(rejection) = check(self.input.as_ref(), doc, Stage::Input) {
             return Ok(Outcome::Rejected(rejection));
         }
+        let timeout = match deadline {
+            Some(at) => self
+                .limits
+                .transform_timeout
+                .min(at.saturating_duration_since(Instant::now())),
+            None => self.limits.transform_timeout,
+        };
         let out = match &self.transform {
-            Some(t) => t.run(doc, self.limits.transform_timeout)?,
+            Some(t) => t.run(doc, timeout)?,
             None => doc.clone(),
         };
         if let Some(rejection) = check(self.output.as_ref(), &out, Stage::Output) {
@@ -399,8 +417,19 @@ impl Pipeline {
         encoding: Option<Encoding>,
         out: &mut Vec<u8>,
     ) -> Result<Outcome<()>, PipelineError> {
+        self.process_until(bytes, encoding, None, out)
+    }
+
+    /// [`Pipeline::process`] with a caller's deadline (see [`Pipeline::run_until`]).
+    pub fn process_until(
+        &self,
+        bytes: &[u8],
+        encoding: Option<Encoding>,
+        deadline: Option<Instant>,
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome<()>, PipelineError> {
         let doc = parse_document(bytes, &self.limits)?;
-        match self.run(&doc)? {
+        match self.run_until(&doc, deadline)? {
             Outcome::Accepted(v) => {
                 encode(&v, encoding.unwrap_or(self.encoding), out)?;
                 Ok(Outcome::Accepted(()))
@@ -435,6 +464,7 @@ mod tests {
                 serde_json::from_str(r#"{"type":"object","properties":{"n":{"exclusiveMinimum":0}},"required":["n"]}"#).unwrap(),
             )),
             (Part::Transform, "double.jq") => Ok(Resolved::Program("{n: (.n * 2)}".into())),
+            (Part::Transform, "spin.jq") => Ok(Resolved::Program("last(range(1e15))".into())),
             _ => Err("no such file".into()),
         }
         })
@@ -446,6 +476,21 @@ mod tests {
             Outcome::Accepted(()) => Outcome::Accepted(String::from_utf8(out).unwrap()),
             Outcome::Rejected(r) => Outcome::Rejected(r),
         })
+    }
+
+    #[test]
+    fn a_callers_deadline_stops_the_transform_before_its_own_timeout() {
+        let s =
+            spec(r#"{"transform":"spin.jq","options":{"transform_timeout_ms":60000}}"#).unwrap();
+        let p = Pipeline::compile(&s).unwrap();
+        let started = Instant::now();
+        let deadline = Some(started + Duration::from_millis(50));
+        let err = p
+            .process_until(b"{}", None, deadline, &mut Vec::new())
+            .unwrap_err();
+        assert_eq!(err.code(), "transform_timeout");
+        // Stopped by the caller's deadline, not the pipeline's minute.
+        assert!(started.elapsed() < Duration::from_secs(30));
     }
 
     #[test]

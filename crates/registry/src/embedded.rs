@@ -6,7 +6,8 @@
 //! its file, so two processes cannot open the same data directory at once; run several
 //! instances on Redis instead.
 //!
-//! Tables (keys are tuples, ordered element by element):
+//! Tables (keys are tuples, ordered element by element; kinds are `schema`, `pipeline` and
+//! `key`, an API key record named by its id):
 //! - `versions`: (kind, tenant, name, version) -> body
 //! - `latest`:   (kind, tenant, name) -> newest version
 //! - `users`:    (tenant, schema, user kind, user name) -> ()   who uses a schema
@@ -332,10 +333,8 @@ impl Store for EmbeddedStore {
                 let (key, v) = entry.map_err(err)?;
                 let (k, tenant, name) = key.value();
                 let version = v.value();
-                let kind = match k {
-                    "schema" => Kind::Schema,
-                    "pipeline" => Kind::Pipeline,
-                    other => return Err(StoreError::Corrupt(format!("unknown kind {other:?}"))),
+                let Some(kind) = Kind::parse(k) else {
+                    return Err(StoreError::Corrupt(format!("unknown kind {k:?}")));
                 };
                 let body = versions
                     .get((k, tenant, name, version))

@@ -11,9 +11,13 @@
 //!   means the same thing forever.
 //! - A schema `$ref`s another registered schema as `assay://schemas/{name}/{version}`.
 //! - A schema in use (by a pipeline or another schema) cannot be deleted.
+//!
+//! The store also holds API key records (`Kind::Key`), served by [`keys::Keys`]; the
+//! registry ignores them and refuses to read, list or delete them as resources.
 
 pub mod cache;
 pub mod embedded;
+pub mod keys;
 pub mod model;
 pub mod redis;
 pub mod store;
@@ -31,6 +35,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 pub use cache::{Cache, Compiled};
 pub use embedded::EmbeddedStore;
+pub use keys::{AuthError, KeyError, KeyInfo, Keys, NewKey, Principal, Role};
 pub use model::{
     Change, DEFAULT_TENANT, Kind, PipelineDef, Record, SCHEMA_URI_PREFIX, SchemaRef, Summary,
 };
@@ -163,7 +168,8 @@ impl Registry {
 
     /// Compiles the newest version of every schema and pipeline into the caches.
     pub async fn warm(&self) -> Result<WarmReport, RegistryError> {
-        let records = self.store.snapshot().await?;
+        let mut records = self.store.snapshot().await?;
+        records.retain(|r| is_resource(r.kind));
         let mut bodies: Bodies = records
             .iter()
             .filter(|r| r.kind == Kind::Schema)
@@ -182,6 +188,8 @@ impl Registry {
                 Kind::Pipeline => serde_json::from_str::<PipelineDef>(&r.body)
                     .map_err(|e| RegistryError::Corrupt(e.to_string()))
                     .and_then(|def| pinned_refs(&def)),
+                // Filtered out above.
+                Kind::Key => continue,
             };
             // A record that cannot be read is reported when it is compiled.
             if let Ok(roots) = roots {
@@ -236,6 +244,8 @@ impl Registry {
                 let loaded = match kind {
                     Kind::Pipeline => self.load_pipeline(tenant, name).await.map(drop),
                     Kind::Schema => self.load_schema(tenant, name).await.map(drop),
+                    // `keys::Keys` follows key changes itself.
+                    Kind::Key => Ok(()),
                 };
                 match loaded {
                     // Deleted again since; the deletion's own change follows.
@@ -256,6 +266,7 @@ impl Registry {
         match kind {
             Kind::Schema => self.schemas.remove(tenant, name),
             Kind::Pipeline => self.pipelines.remove(tenant, name),
+            Kind::Key => {}
         }
     }
 
@@ -477,16 +488,19 @@ impl Registry {
         name: &str,
         version: Option<u32>,
     ) -> Result<Record, RegistryError> {
+        resource_kind(kind)?;
         self.record(kind, tenant, name, version).await
     }
 
     /// The resources of `kind` that `tenant` owns.
     pub async fn list(&self, kind: Kind, tenant: &str) -> Result<Vec<Summary>, RegistryError> {
+        resource_kind(kind)?;
         Ok(self.store.list(kind, tenant).await?)
     }
 
     /// Deletes a resource with all its versions; refused for a schema still in use.
     pub async fn delete(&self, kind: Kind, tenant: &str, name: &str) -> Result<(), RegistryError> {
+        resource_kind(kind)?;
         if !self.store.delete(kind, tenant, name).await? {
             return Err(RegistryError::NotFound {
                 kind,
@@ -558,6 +572,27 @@ impl Registry {
 
 /// Schema texts by (tenant, name, version).
 type Bodies = HashMap<(String, String, u32), String>;
+
+/// Whether records of `kind` are registry resources (compiled and served by `Registry`).
+fn is_resource(kind: Kind) -> bool {
+    match kind {
+        Kind::Schema | Kind::Pipeline => true,
+        Kind::Key => false,
+    }
+}
+
+/// Refuses key records where a resource is expected: a key record holds a secret's hash, so
+/// the generic `get` / `list` / `delete` must not hand it out or bypass `keys::Keys` (whose
+/// cache a deletion here would leave stale on this instance until the change arrives).
+fn resource_kind(kind: Kind) -> Result<(), RegistryError> {
+    if is_resource(kind) {
+        Ok(())
+    } else {
+        Err(RegistryError::Invalid(format!(
+            "{kind} records are not registry resources; use registry::Keys"
+        )))
+    }
+}
 
 /// The `name@version` references of a stored (pinned) pipeline definition.
 fn pinned_refs(def: &PipelineDef) -> Result<Vec<(String, u32)>, RegistryError> {
@@ -782,6 +817,8 @@ fn compile_some(records: &[Record], bodies: &Bodies) -> AllCompiled {
                         },
                     ))
                 }),
+            // `Registry::warm` keeps only resources.
+            Kind::Key => continue,
         };
         if let Err(e) = result {
             tracing::warn!(error = %e, kind = r.kind.as_str(), tenant = %r.tenant, name = %r.name, "stored resource no longer compiles");

@@ -13,7 +13,9 @@ pub const DEFAULT_TENANT: &str = "default";
 /// same thing forever; nothing behind such a URI is ever fetched from a network.
 pub const SCHEMA_URI_PREFIX: &str = "assay://schemas/";
 
-/// The two kinds of registered resources.
+/// The kinds of stored records: the two kinds of registered resources (schemas and
+/// pipelines, which `Registry` compiles and serves) and API keys (which `keys::Keys` serves;
+/// the registry ignores them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
@@ -21,15 +23,26 @@ pub enum Kind {
     Schema,
     /// A pipeline definition ([`PipelineDef`]).
     Pipeline,
+    /// An API key record (see `keys`), named by the key's id.
+    Key,
 }
 
 impl Kind {
+    /// Every kind, for whatever has to go through them all (a snapshot).
+    pub const ALL: [Kind; 3] = [Kind::Schema, Kind::Pipeline, Kind::Key];
+
     /// The lowercase name, as used in keys, URLs and messages.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Schema => "schema",
             Self::Pipeline => "pipeline",
+            Self::Key => "key",
         }
+    }
+
+    /// The kind [`Kind::as_str`] names, if any.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -39,19 +52,19 @@ impl std::fmt::Display for Kind {
     }
 }
 
-/// One stored version of a resource. `body` is compact JSON text, exactly as it will be
-/// compiled (numbers keep their digits).
+/// One stored version of a resource (or an API key record). `body` is compact JSON text,
+/// exactly as it will be compiled (numbers keep their digits).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Record {
-    /// Schema or pipeline.
+    /// Schema, pipeline or key.
     pub kind: Kind,
     /// Owner.
     pub tenant: String,
-    /// Name, unique per tenant and kind.
+    /// Name (a key's id), unique per tenant and kind.
     pub name: String,
     /// 1, 2, 3, ...
     pub version: u32,
-    /// The document (a schema, or a [`PipelineDef`] as JSON).
+    /// The document (a schema, a [`PipelineDef`] or a key record, as JSON).
     pub body: String,
 }
 
@@ -71,7 +84,7 @@ pub struct Summary {
 pub enum Change {
     /// A new version was stored.
     Put {
-        /// Schema or pipeline.
+        /// Schema, pipeline or key.
         kind: Kind,
         /// Owner.
         tenant: String,
@@ -82,7 +95,7 @@ pub enum Change {
     },
     /// A resource and all its versions were deleted.
     Deleted {
-        /// Schema or pipeline.
+        /// Schema, pipeline or key.
         kind: Kind,
         /// Owner.
         tenant: String,
@@ -112,11 +125,7 @@ impl Change {
     /// Parses [`Change::to_message`]'s form.
     pub fn from_message(s: &str) -> Option<Self> {
         let parts: Vec<&str> = s.split(' ').collect();
-        let kind = |k: &str| match k {
-            "schema" => Some(Kind::Schema),
-            "pipeline" => Some(Kind::Pipeline),
-            _ => None,
-        };
+        let kind = Kind::parse;
         match parts.as_slice() {
             ["put", k, t, n, v] => Some(Self::Put {
                 kind: kind(k)?,
@@ -204,19 +213,23 @@ impl std::fmt::Display for SchemaRef {
 /// Names are 1 to 128 characters of `A-Z a-z 0-9 . _ -`, starting with a letter or digit,
 /// so that they are safe in URLs, store keys and `name@version` references.
 pub fn check_name(kind: Kind, name: &str) -> Result<(), RegistryError> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
+    if is_name(name) {
         Ok(())
     } else {
         Err(RegistryError::Invalid(format!(
             "invalid {kind} name {name:?}: use 1 to 128 of A-Z a-z 0-9 . _ -, starting with a letter or digit"
         )))
     }
+}
+
+/// [`check_name`]'s rule without the error, for hot paths (`keys::Keys::authenticate`).
+pub(crate) fn is_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// Tenants follow the same rule as names.
@@ -258,11 +271,31 @@ mod tests {
                 tenant: "t".into(),
                 name: "p".into(),
             },
+            Change::Put {
+                kind: Kind::Key,
+                tenant: "t.x".into(),
+                name: "0123456789abcdef".into(),
+                version: 1,
+            },
+            Change::Deleted {
+                kind: Kind::Key,
+                tenant: "t".into(),
+                name: "0123456789abcdef".into(),
+            },
             Change::Resync,
         ] {
             assert_eq!(Change::from_message(&c.to_message()), Some(c));
         }
         assert_eq!(Change::from_message("put schema t"), None);
+        assert_eq!(Change::from_message("deleted widget t n"), None);
+    }
+
+    #[test]
+    fn kinds_parse_their_names() {
+        for k in Kind::ALL {
+            assert_eq!(Kind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!(Kind::parse("Schema"), None);
     }
 
     #[test]

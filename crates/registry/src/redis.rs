@@ -11,7 +11,8 @@
 //! # Key layout
 //!
 //! Every key starts with the prefix given to [`RedisStore::connect`] (`P` below), so that
-//! tests and deployments sharing one Redis stay apart. Kinds are `schema` and `pipeline`;
+//! tests and deployments sharing one Redis stay apart. Kinds are `schema`, `pipeline` and
+//! `key` (an API key record, named by its id, which uses nothing and nothing uses);
 //! tenants and names never contain `:` or spaces (`model::check_name`), so keys cannot
 //! collide within a prefix. Do not nest prefixes (`assay` and `assay:prod` on one Redis):
 //! with a tenant named like a key word below, their keys could meet.
@@ -414,7 +415,7 @@ impl Store for RedisStore {
 
     async fn snapshot(&self) -> Result<Vec<Record>, StoreError> {
         let mut parts = Vec::new();
-        for kind in [Kind::Schema, Kind::Pipeline] {
+        for kind in Kind::ALL {
             let key = self.keys.owners(kind);
             let key = &key;
             let value: Value = self

@@ -2,14 +2,18 @@
 //! optional TOML file (in that precedence; the front merges flags and environment, this
 //! module reads the file), then one validated [`Config`] the server runs with.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ratelimit::{OnRedisError, Quota, Quotas};
 use serde::Deserialize;
 
-/// A secret (a Redis URL may hold a password): printed as `***`, never logged.
-#[derive(Clone, PartialEq, Eq)]
+/// A secret (a Redis URL may hold a password, the gateway secret signs tenants): printed as
+/// `***`, never logged.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {
@@ -53,6 +57,35 @@ pub struct RawSettings {
     pub shutdown_grace_ms: Option<u64>,
     /// `pretty` or `json`.
     pub log_format: Option<String>,
+    /// Who may call: `keys` (API keys, the default), `gateway` (a tenant signed by a trusted
+    /// gateway) or `none` (everything open, as the default tenant: local use only).
+    pub auth: Option<String>,
+    /// The secret a gateway signs tenants with (`auth = "gateway"`), at least 32 characters.
+    pub gateway_secret: Option<Secret>,
+    /// Where rate limits are kept: `off`, `local` (this process) or `redis` (shared by every
+    /// instance). Default: `redis` when limits are configured and the registry is on Redis,
+    /// `local` when they are configured otherwise, else `off`.
+    pub rate_limit_backend: Option<String>,
+    /// Redis for shared rate limits, when it is not the registry's.
+    pub rate_limit_redis_url: Option<Secret>,
+    /// With the Redis backend and Redis not answering: `open` (limit in this process alone,
+    /// the default) or `closed` (refuse limited tenants' requests).
+    pub rate_limit_on_redis_error: Option<String>,
+    /// Every tenant's default rate, in requests per second (none: unlimited).
+    pub rate_limit_per_second: Option<u32>,
+    /// Every tenant's default burst (default: the rate, one second's worth).
+    pub rate_limit_burst: Option<u32>,
+    /// Per-tenant settings (TOML only): `[tenants.acme] rate_limit = { per_second = 5,
+    /// burst = 10 }`.
+    pub tenants: Option<HashMap<String, TenantSettings>>,
+}
+
+/// Settings of one tenant.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSettings {
+    /// The tenant's own rate limit, instead of the default.
+    pub rate_limit: Option<Quota>,
 }
 
 /// Why the configuration cannot be used.
@@ -99,6 +132,47 @@ pub enum LogFormat {
     Json,
 }
 
+/// How callers are authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthConfig {
+    /// Nobody: every request acts for the default tenant as an admin.
+    None,
+    /// API keys (`Authorization: Bearer` or `x-api-key`; gRPC metadata alike).
+    Keys,
+    /// A gateway in front authenticates callers and signs their tenant with this secret.
+    Gateway {
+        /// The shared secret.
+        secret: Secret,
+    },
+}
+
+/// Where rate limits are decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateLimitBackend {
+    /// No limits.
+    Off,
+    /// In this process.
+    Local,
+    /// In Redis, shared by every instance.
+    Redis {
+        /// Connection URL.
+        url: Secret,
+        /// Key prefix (the registry's, so that one prefix is one deployment).
+        prefix: String,
+        /// What to do when Redis does not answer.
+        on_error: OnRedisError,
+    },
+}
+
+/// Rate limiting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitConfig {
+    /// Where limits are decided.
+    pub backend: RateLimitBackend,
+    /// Which tenant gets which quota.
+    pub quotas: Quotas,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -116,7 +190,14 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Log output.
     pub log_format: LogFormat,
+    /// Authentication.
+    pub auth: AuthConfig,
+    /// Rate limiting.
+    pub rate_limit: RateLimitConfig,
 }
+
+/// The shortest gateway secret accepted: 32 characters, so that it can hold 128 bits or more.
+pub const MIN_GATEWAY_SECRET_CHARS: usize = 32;
 
 impl RawSettings {
     /// Reads a TOML file.
@@ -141,6 +222,16 @@ impl RawSettings {
             request_timeout_ms: over.request_timeout_ms.or(self.request_timeout_ms),
             shutdown_grace_ms: over.shutdown_grace_ms.or(self.shutdown_grace_ms),
             log_format: over.log_format.or(self.log_format),
+            auth: over.auth.or(self.auth),
+            gateway_secret: over.gateway_secret.or(self.gateway_secret),
+            rate_limit_backend: over.rate_limit_backend.or(self.rate_limit_backend),
+            rate_limit_redis_url: over.rate_limit_redis_url.or(self.rate_limit_redis_url),
+            rate_limit_on_redis_error: over
+                .rate_limit_on_redis_error
+                .or(self.rate_limit_on_redis_error),
+            rate_limit_per_second: over.rate_limit_per_second.or(self.rate_limit_per_second),
+            rate_limit_burst: over.rate_limit_burst.or(self.rate_limit_burst),
+            tenants: over.tenants.or(self.tenants),
         }
     }
 
@@ -161,6 +252,36 @@ impl RawSettings {
                     &format!("{e} (expected HOST:PORT, e.g. 127.0.0.1:8080)"),
                 )
             })?;
+        let auth = match self.auth.as_deref().unwrap_or("keys") {
+            "none" => AuthConfig::None,
+            "keys" => AuthConfig::Keys,
+            "gateway" => match self.gateway_secret {
+                Some(secret) if secret.expose().chars().count() >= MIN_GATEWAY_SECRET_CHARS => {
+                    AuthConfig::Gateway { secret }
+                }
+                Some(_) => {
+                    return Err(invalid(
+                        "gateway_secret",
+                        &format!("must be at least {MIN_GATEWAY_SECRET_CHARS} characters"),
+                    ));
+                }
+                None => {
+                    return Err(invalid("gateway_secret", "is required with auth = gateway"));
+                }
+            },
+            _ => return Err(invalid("auth", "must be none, keys or gateway")),
+        };
+        let rate_limit = rate_limit(
+            self.rate_limit_backend.as_deref(),
+            self.rate_limit_redis_url
+                .or_else(|| self.redis_url.clone().map(Secret::new)),
+            self.redis_prefix.as_deref().unwrap_or("assay"),
+            self.rate_limit_on_redis_error.as_deref(),
+            self.rate_limit_per_second,
+            self.rate_limit_burst,
+            self.tenants.unwrap_or_default(),
+            self.redis_url.is_some(),
+        )?;
         let store = match self.redis_url {
             Some(url) if !url.starts_with("redis://") && !url.starts_with("rediss://") => {
                 return Err(invalid(
@@ -200,8 +321,95 @@ impl RawSettings {
             request_timeout,
             shutdown_grace: Duration::from_millis(self.shutdown_grace_ms.unwrap_or(30_000)),
             log_format,
+            auth,
+            rate_limit,
         })
     }
+}
+
+/// The rate limit settings, checked.
+#[allow(clippy::too_many_arguments)]
+fn rate_limit(
+    backend: Option<&str>,
+    redis_url: Option<Secret>,
+    prefix: &str,
+    on_error: Option<&str>,
+    per_second: Option<u32>,
+    burst: Option<u32>,
+    tenants: HashMap<String, TenantSettings>,
+    registry_on_redis: bool,
+) -> Result<RateLimitConfig, ConfigError> {
+    let invalid = |name, message: String| ConfigError::Invalid { name, message };
+    let default = match (per_second, burst) {
+        (None, None) => None,
+        (None, Some(_)) => {
+            return Err(invalid(
+                "rate_limit_burst",
+                "needs rate_limit_per_second".into(),
+            ));
+        }
+        (Some(rate), burst) => Some(
+            Quota::new(rate, burst.unwrap_or(rate))
+                .map_err(|e| invalid("rate_limit_per_second", e.to_string()))?,
+        ),
+    };
+    let quotas = Quotas {
+        default,
+        tenants: tenants
+            .into_iter()
+            .filter_map(|(tenant, t)| t.rate_limit.map(|q| (tenant, q)))
+            .collect(),
+    };
+    let limited = quotas.default.is_some() || !quotas.tenants.is_empty();
+    let on_error = match on_error.unwrap_or("open") {
+        "open" => OnRedisError::Open,
+        "closed" => OnRedisError::Closed,
+        _ => {
+            return Err(invalid(
+                "rate_limit_on_redis_error",
+                "must be open or closed".into(),
+            ));
+        }
+    };
+    let backend = match backend {
+        Some("off") => RateLimitBackend::Off,
+        Some("local") => RateLimitBackend::Local,
+        Some("redis") => {
+            let url = redis_url.ok_or_else(|| {
+                invalid(
+                    "rate_limit_backend",
+                    "redis needs rate_limit_redis_url or redis_url".into(),
+                )
+            })?;
+            if !url.expose().starts_with("redis://") && !url.expose().starts_with("rediss://") {
+                return Err(invalid(
+                    "rate_limit_redis_url",
+                    "must start with redis:// or rediss://".into(),
+                ));
+            }
+            RateLimitBackend::Redis {
+                url,
+                prefix: prefix.to_owned(),
+                on_error,
+            }
+        }
+        Some(_) => {
+            return Err(invalid(
+                "rate_limit_backend",
+                "must be off, local or redis".into(),
+            ));
+        }
+        None if !limited => RateLimitBackend::Off,
+        None => match redis_url {
+            Some(url) if registry_on_redis => RateLimitBackend::Redis {
+                url,
+                prefix: prefix.to_owned(),
+                on_error,
+            },
+            _ => RateLimitBackend::Local,
+        },
+    };
+    Ok(RateLimitConfig { backend, quotas })
 }
 
 #[cfg(test)]
@@ -252,11 +460,105 @@ mod tests {
     }
 
     #[test]
+    fn auth_defaults_to_keys_and_a_gateway_needs_a_long_secret() {
+        assert_eq!(
+            RawSettings::default().validate().unwrap().auth,
+            AuthConfig::Keys
+        );
+        let gateway = |secret: Option<&str>| RawSettings {
+            auth: Some("gateway".into()),
+            gateway_secret: secret.map(|s| Secret::new(s.into())),
+            ..Default::default()
+        };
+        assert!(gateway(None).validate().is_err());
+        assert!(gateway(Some("short")).validate().is_err());
+        let long = "x".repeat(MIN_GATEWAY_SECRET_CHARS);
+        assert!(matches!(
+            gateway(Some(&long)).validate().unwrap().auth,
+            AuthConfig::Gateway { .. }
+        ));
+        assert!(
+            RawSettings {
+                auth: Some("open".into()),
+                ..Default::default()
+            }
+            .validate()
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn rate_limits_come_from_flags_and_per_tenant_tables() {
+        let file: RawSettings = toml::from_str(
+            "rate_limit_per_second = 100\n[tenants.acme]\nrate_limit = { per_second = 5, burst = 10 }",
+        )
+        .unwrap();
+        let config = file.validate().unwrap();
+        assert_eq!(config.rate_limit.backend, RateLimitBackend::Local);
+        let q = &config.rate_limit.quotas;
+        assert_eq!(q.quota_for("acme"), Some(Quota::new(5, 10).unwrap()));
+        assert_eq!(q.quota_for("other"), Some(Quota::new(100, 100).unwrap()));
+        // On a Redis registry, limits are shared through it unless told otherwise.
+        let on_redis = RawSettings {
+            redis_url: Some("redis://127.0.0.1:6379".into()),
+            rate_limit_per_second: Some(10),
+            ..Default::default()
+        };
+        assert!(matches!(
+            on_redis.clone().validate().unwrap().rate_limit.backend,
+            RateLimitBackend::Redis {
+                on_error: OnRedisError::Open,
+                ..
+            }
+        ));
+        let closed = RawSettings {
+            rate_limit_on_redis_error: Some("closed".into()),
+            ..on_redis
+        };
+        assert!(matches!(
+            closed.validate().unwrap().rate_limit.backend,
+            RateLimitBackend::Redis {
+                on_error: OnRedisError::Closed,
+                ..
+            }
+        ));
+        // Nothing configured: no limits.
+        assert_eq!(
+            RawSettings::default()
+                .validate()
+                .unwrap()
+                .rate_limit
+                .backend,
+            RateLimitBackend::Off
+        );
+        let bad = |s: RawSettings| s.validate().unwrap_err().to_string();
+        assert!(
+            bad(RawSettings {
+                rate_limit_per_second: Some(0),
+                ..Default::default()
+            })
+            .contains("rate_limit_per_second")
+        );
+        assert!(
+            bad(RawSettings {
+                rate_limit_backend: Some("redis".into()),
+                ..Default::default()
+            })
+            .contains("rate_limit_backend")
+        );
+    }
+
+    #[test]
     fn secrets_do_not_print() {
         let s = RawSettings {
             redis_url: Some("redis://:hunter2@h".into()),
+            auth: Some("gateway".into()),
+            gateway_secret: Some(Secret::new("swordfish".repeat(4))),
             ..Default::default()
         };
-        assert!(!format!("{:?}", s.validate().unwrap()).contains("hunter2"));
+        assert!(!format!("{s:?}").contains("swordfish"));
+        let config = format!("{:?}", s.validate().unwrap());
+        assert!(!config.contains("hunter2"), "{config}");
+        assert!(!config.contains("swordfish"), "{config}");
     }
 }

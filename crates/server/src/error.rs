@@ -3,7 +3,7 @@
 
 use axum::http::StatusCode;
 use engine::PipelineError;
-use registry::RegistryError;
+use registry::{KeyError, RegistryError};
 
 /// A failed request, as the client sees it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,6 +55,24 @@ pub enum ApiError {
     /// The request's deadline passed.
     #[error("the request's deadline passed")]
     DeadlineExceeded,
+    /// No valid credentials: a missing, malformed, unknown, revoked or expired key, or a
+    /// gateway signature that does not verify.
+    #[error("{message}")]
+    Unauthenticated {
+        /// Stable code (`unauthenticated`, `key_invalid`, `key_expired`, ...).
+        code: &'static str,
+        /// Why, without any part of the credentials.
+        message: String,
+    },
+    /// Authenticated, but the role may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The tenant is over its rate limit: retry later.
+    #[error("rate limit exceeded; retry after {retry_after_secs} s")]
+    RateLimited {
+        /// Suggested wait, rounded up to whole seconds.
+        retry_after_secs: u64,
+    },
     /// A bug. The details are in the log, not in the response.
     #[error("internal error")]
     Internal,
@@ -73,6 +91,9 @@ impl ApiError {
             Self::Overloaded { .. } => "overloaded",
             Self::Unavailable(_) => "registry_unavailable",
             Self::DeadlineExceeded => "deadline_exceeded",
+            Self::Unauthenticated { code, .. } => code,
+            Self::Forbidden(_) => "forbidden",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Internal => "internal",
         }
     }
@@ -88,6 +109,9 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Overloaded { .. } | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+            Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -103,6 +127,9 @@ impl ApiError {
             Self::TooLarge { .. } => Code::ResourceExhausted,
             Self::Overloaded { .. } | Self::Unavailable(_) => Code::Unavailable,
             Self::DeadlineExceeded => Code::DeadlineExceeded,
+            Self::Unauthenticated { .. } => Code::Unauthenticated,
+            Self::Forbidden(_) => Code::PermissionDenied,
+            Self::RateLimited { .. } => Code::ResourceExhausted,
             Self::Internal => Code::Internal,
         }
     }
@@ -110,7 +137,9 @@ impl ApiError {
     /// `Retry-After` for responses that invite a retry.
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            Self::Overloaded { retry_after_secs } => Some(*retry_after_secs),
+            Self::Overloaded { retry_after_secs } | Self::RateLimited { retry_after_secs } => {
+                Some(*retry_after_secs)
+            }
             Self::Unavailable(_) => Some(1),
             _ => None,
         }
@@ -137,6 +166,23 @@ impl From<RegistryError> for ApiError {
             e @ RegistryError::Unavailable(_) => Self::Unavailable(e.to_string()),
             RegistryError::Corrupt(m) => {
                 tracing::error!(error = %m, "registry data is corrupt");
+                Self::Internal
+            }
+        }
+    }
+}
+
+impl From<KeyError> for ApiError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::Invalid(m) => Self::BadRequest {
+                code: "invalid_request",
+                message: m,
+            },
+            KeyError::NotFound(m) => Self::NotFound(m),
+            e @ KeyError::Unavailable(_) => Self::Unavailable(e.to_string()),
+            KeyError::Corrupt(m) => {
+                tracing::error!(error = %m, "an API key record is corrupt");
                 Self::Internal
             }
         }

@@ -11,9 +11,10 @@
 //! each service is wrapped in [`with_deadline`], which turns the header into a [`Deadline`]
 //! request extension that the handlers race their work against.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::Router;
@@ -21,7 +22,8 @@ use bytes::Bytes;
 use engine::{Encoding, Finding};
 use futures::{FutureExt, Stream, StreamExt};
 use http::HeaderMap;
-use registry::Kind;
+use prost::Message as _;
+use registry::{Kind, Role};
 use tokio::time::Instant;
 use tonic::server::NamedService;
 use tonic::{Code, Request, Response, Status, Streaming};
@@ -29,9 +31,10 @@ use tonic_health::ServingStatus;
 use tonic_types::{ErrorDetails, StatusExt};
 use tower::{Service, ServiceExt};
 
+use crate::AppState;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::{Processed, Validated};
-use crate::{AppState, TENANT};
 
 use proto::engine_server::{Engine, EngineServer};
 use proto::process_response::Result as Outcome;
@@ -73,6 +76,7 @@ pub fn routes(state: AppState) -> Router {
         state: state.clone(),
     })
     .max_decoding_message_size(limit);
+    let guard_state = state.clone();
     let registry = RegistryServer::new(RegistryService { state }).max_decoding_message_size(limit);
 
     let (reporter, health) = tonic_health::server::health_reporter();
@@ -91,14 +95,8 @@ pub fn routes(state: AppState) -> Router {
     // Both reflection versions know every service here, health included, so that any client
     // (grpcurl asks v1 first, grpcio's reflection database only v1alpha) can list and call
     // them all.
-    let descriptors = [
-        FILE_DESCRIPTOR_SET,
-        tonic_health::pb::FILE_DESCRIPTOR_SET,
-        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
-        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
-    ];
     let reflection = || {
-        descriptors.iter().fold(
+        DESCRIPTOR_SETS.iter().fold(
             tonic_reflection::server::Builder::configure().include_reflection_service(false),
             |b, set| b.register_encoded_file_descriptor_set(set),
         )
@@ -111,12 +109,55 @@ pub fn routes(state: AppState) -> Router {
         .expect("the descriptor sets compiled into the binary decode");
 
     let ours = Some(max_body_bytes);
-    let router = Router::new();
-    let router = mount(router, engine, ours);
-    let router = mount(router, registry, ours);
-    let router = mount(router, health, None);
+    // Engine and Registry need a caller (see `auth`); health and reflection are open, as
+    // load balancers and tools expect.
+    let guarded = mount(Router::new(), engine, ours);
+    let guarded = mount(guarded, registry, ours).route_layer(axum::middleware::from_fn_with_state(
+        guard_state,
+        crate::auth::guard,
+    ));
+    let router = mount(guarded, health, None);
     let router = mount(router, reflection_v1, None);
     mount(router, reflection_v1alpha, None)
+        // Inside the service-wide panic catcher, so that a gRPC client gets a gRPC status.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            crate::ops::grpc_panic,
+        ))
+}
+
+/// The descriptor sets of every service served here.
+const DESCRIPTOR_SETS: [&[u8]; 4] = [
+    FILE_DESCRIPTOR_SET,
+    tonic_health::pb::FILE_DESCRIPTOR_SET,
+    tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+    tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+];
+
+/// `path` as a metrics label: the `/package.Service/Method` path of a method served here,
+/// else `unknown` (a client choosing the path must not choose the labels).
+pub fn method_label(path: &str) -> &'static str {
+    static METHODS: OnceLock<HashSet<String>> = OnceLock::new();
+    let methods = METHODS.get_or_init(|| {
+        let mut methods = HashSet::new();
+        for set in DESCRIPTOR_SETS {
+            let set = prost_types::FileDescriptorSet::decode(set)
+                .expect("the descriptor sets compiled into the binary decode");
+            for file in set.file {
+                for service in &file.service {
+                    for method in &service.method {
+                        methods.insert(format!(
+                            "/{}.{}/{}",
+                            file.package(),
+                            service.name(),
+                            method.name()
+                        ));
+                    }
+                }
+            }
+        }
+        methods
+    });
+    methods.get(path).map_or("unknown", String::as_str)
 }
 
 type GrpcResponse = http::Response<tonic::body::Body>;
@@ -208,6 +249,20 @@ fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
     })
 }
 
+/// The caller `auth::guard` found, if its role includes `role`.
+fn caller<T>(request: &Request<T>, role: Role) -> Result<Caller, Status> {
+    let caller = request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| {
+            tracing::error!("a gRPC service without the auth guard");
+            status(&ApiError::Internal)
+        })?;
+    caller.require(role).map_err(|e| status(&e))?;
+    Ok(caller)
+}
+
 fn deadline_of<T>(request: &Request<T>) -> Option<Deadline> {
     request.extensions().get::<Deadline>().copied()
 }
@@ -228,7 +283,7 @@ async fn within<T>(
 
 /// The status a client sees for `e`: its gRPC code, its message, and the stable code as
 /// `ErrorInfo.reason` (with `RetryInfo` when a retry is invited).
-fn status(e: &ApiError) -> Status {
+pub(crate) fn status(e: &ApiError) -> Status {
     let mut metadata = HashMap::new();
     if let ApiError::TooLarge { limit } = e {
         metadata.insert("limit".to_owned(), limit.to_string());
@@ -309,11 +364,23 @@ struct EngineService {
 }
 
 impl EngineService {
-    async fn process_one(&self, req: proto::ProcessRequest) -> Result<Processed, ApiError> {
+    async fn process_one(
+        &self,
+        tenant: &str,
+        req: proto::ProcessRequest,
+        deadline: Option<Deadline>,
+    ) -> Result<Processed, ApiError> {
         let encoding = encoding(&req.encoding)?;
         check_size(&self.state, &req.document)?;
+        let deadline = deadline.map(|Deadline(at)| at.into_std());
         self.state
-            .process(TENANT, &req.pipeline, Bytes::from(req.document), encoding)
+            .process(
+                tenant,
+                &req.pipeline,
+                Bytes::from(req.document),
+                encoding,
+                deadline,
+            )
             .await
     }
 }
@@ -333,10 +400,11 @@ impl Engine for EngineService {
         &self,
         request: Request<proto::ProcessRequest>,
     ) -> Result<Response<proto::ProcessResponse>, Status> {
+        let tenant = caller(&request, Role::Client)?.tenant;
         let deadline = deadline_of(&request);
         let req = request.into_inner();
         let sequence = req.sequence;
-        let processed = within(deadline, self.process_one(req))
+        let processed = within(deadline, self.process_one(&tenant, req, deadline))
             .await
             .map_err(|e| status(&e))?;
         Ok(Response::new(process_response(sequence, processed)))
@@ -346,12 +414,13 @@ impl Engine for EngineService {
         &self,
         request: Request<proto::ValidateRequest>,
     ) -> Result<Response<proto::ValidateResponse>, Status> {
+        let tenant = caller(&request, Role::Client)?.tenant;
         let deadline = deadline_of(&request);
         let req = request.into_inner();
         let work = async {
             check_size(&self.state, &req.document)?;
             self.state
-                .validate(TENANT, &req.schema, Bytes::from(req.document))
+                .validate(&tenant, &req.schema, Bytes::from(req.document))
                 .await
         };
         let Validated { findings, version } =
@@ -363,22 +432,34 @@ impl Engine for EngineService {
         }))
     }
 
+    async fn echo(
+        &self,
+        request: Request<proto::EchoRequest>,
+    ) -> Result<Response<proto::EchoResponse>, Status> {
+        caller(&request, Role::Client)?;
+        Ok(Response::new(proto::EchoResponse {
+            document: request.into_inner().document,
+        }))
+    }
+
     type ProcessStreamStream = ResponseStream;
 
     async fn process_stream(
         &self,
         request: Request<Streaming<proto::ProcessRequest>>,
     ) -> Result<Response<Self::ProcessStreamStream>, Status> {
+        let tenant = caller(&request, Role::Client)?.tenant;
         let deadline = deadline_of(&request);
         let service = self.clone();
         let responses = request
             .into_inner()
             .map(move |item| {
                 let service = service.clone();
+                let tenant = tenant.clone();
                 async move {
                     let req = item.map_err(|s| from_decoder(s, service.state.max_body_bytes))?;
                     let sequence = req.sequence;
-                    Ok(match service.process_one(req).await {
+                    Ok(match service.process_one(&tenant, req, deadline).await {
                         Ok(processed) => process_response(sequence, processed),
                         // A failing document is data in a stream: the batch goes on.
                         Err(e) => proto::ProcessResponse {
@@ -423,7 +504,7 @@ fn until_deadline(responses: ResponseStream, deadline: Option<Deadline>) -> Resp
     ))
 }
 
-/// `assay.v1.Registry` over [`registry::Registry`], for [`TENANT`].
+/// `assay.v1.Registry` over [`registry::Registry`], for the caller's tenant.
 struct RegistryService {
     state: AppState,
 }
@@ -434,17 +515,27 @@ impl RegistryService {
         kind: Kind,
         request: Request<proto::PutRequest>,
     ) -> Result<Response<proto::PutResponse>, Status> {
+        let caller = caller(&request, Role::Admin)?;
+        let tenant = &*caller.tenant;
         let deadline = deadline_of(&request);
         let req = request.into_inner();
         let registry = &self.state.registry;
         let work = async {
             check_size(&self.state, &req.body)?;
             Ok(match kind {
-                Kind::Schema => registry.put_schema(TENANT, &req.name, &req.body).await?,
-                Kind::Pipeline => registry.put_pipeline(TENANT, &req.name, &req.body).await?,
+                Kind::Schema => registry.put_schema(tenant, &req.name, &req.body).await?,
+                Kind::Pipeline => registry.put_pipeline(tenant, &req.name, &req.body).await?,
+                // Never called so: keys are not documents of this service.
+                Kind::Key => return Err(ApiError::Internal),
             })
         };
         let registered = within(deadline, work).await.map_err(|e| status(&e))?;
+        if registered.created {
+            caller.audit(
+                &format!("{kind}.put"),
+                &format!("{}@{}", registered.name, registered.version),
+            );
+        }
         Ok(Response::new(proto::PutResponse {
             name: registered.name,
             version: registered.version,
@@ -457,6 +548,7 @@ impl RegistryService {
         kind: Kind,
         request: Request<proto::GetRequest>,
     ) -> Result<Response<proto::Record>, Status> {
+        let tenant = caller(&request, Role::Admin)?.tenant;
         let deadline = deadline_of(&request);
         let req = request.into_inner();
         let version = (req.version != 0).then_some(req.version);
@@ -464,7 +556,7 @@ impl RegistryService {
             Ok(self
                 .state
                 .registry
-                .get(kind, TENANT, &req.name, version)
+                .get(kind, &tenant, &req.name, version)
                 .await?)
         };
         let record = within(deadline, work).await.map_err(|e| status(&e))?;
@@ -480,8 +572,9 @@ impl RegistryService {
         kind: Kind,
         request: Request<proto::ListRequest>,
     ) -> Result<Response<proto::ListResponse>, Status> {
+        let tenant = caller(&request, Role::Admin)?.tenant;
         let deadline = deadline_of(&request);
-        let work = async { Ok(self.state.registry.list(kind, TENANT).await?) };
+        let work = async { Ok(self.state.registry.list(kind, &tenant).await?) };
         let items = within(deadline, work).await.map_err(|e| status(&e))?;
         Ok(Response::new(proto::ListResponse {
             items: items
@@ -499,10 +592,18 @@ impl RegistryService {
         kind: Kind,
         request: Request<proto::DeleteRequest>,
     ) -> Result<Response<proto::DeleteResponse>, Status> {
+        let caller = caller(&request, Role::Admin)?;
         let deadline = deadline_of(&request);
         let name = request.into_inner().name;
-        let work = async { Ok(self.state.registry.delete(kind, TENANT, &name).await?) };
+        let work = async {
+            Ok(self
+                .state
+                .registry
+                .delete(kind, &caller.tenant, &name)
+                .await?)
+        };
         within(deadline, work).await.map_err(|e| status(&e))?;
+        caller.audit(&format!("{kind}.delete"), &name);
         Ok(Response::new(proto::DeleteResponse {}))
     }
 }

@@ -32,7 +32,7 @@ use axum::handler::Handler;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodFilter, MethodRouter, any, on};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use bytes::{Bytes, BytesMut};
 use engine::{Encoding, Finding, Outcome, Pipeline, Rejection, Stage};
 use futures::StreamExt;
@@ -41,9 +41,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::AppState;
+use crate::auth::{self, Caller};
 use crate::error::ApiError;
 use crate::state::Processed;
-use crate::{AppState, TENANT};
+use registry::Role;
 
 /// The OpenAPI 3.1 document served at `GET /openapi.json`.
 pub const OPENAPI: &str = include_str!("../openapi.json");
@@ -69,15 +71,23 @@ const CHUNK_BYTES: usize = 1 << 20;
 
 /// The HTTP API's routes, with state, ready to merge with the operational and gRPC routes.
 pub fn routes(state: AppState) -> Router {
-    let mut router = Router::new();
+    let mut guarded = Router::new();
+    let mut public = Router::new();
     for e in endpoints() {
-        router = router.route(e.path, e.router);
+        if e.public {
+            public = public.route(e.path, e.router);
+        } else {
+            guarded = guarded.route(e.path, e.router);
+        }
     }
-    router
-        // A path under /v1 that no route matches is a problem like any other. (Not a
-        // fallback: that would answer for the whole merged router, gRPC paths included, and
-        // axum refuses to merge two routers that both have one.)
-        .route("/v1/{*rest}", any(no_route))
+    // A path no route matches is answered by the whole service's fallback
+    // (`ops::not_found`), which also speaks gRPC.
+    guarded
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard,
+        ))
+        .merge(public)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
@@ -96,6 +106,8 @@ struct Endpoint {
     method: Method,
     path: &'static str,
     router: MethodRouter<AppState>,
+    /// Served without authentication (the API description only).
+    public: bool,
 }
 
 fn endpoint<H, T>(method: Method, path: &'static str, handler: H) -> Endpoint
@@ -108,13 +120,17 @@ where
         method,
         path,
         router: on(filter, handler),
+        public: false,
     }
 }
 
 fn endpoints() -> Vec<Endpoint> {
     use Method as M;
     vec![
-        endpoint(M::GET, "/openapi.json", openapi),
+        Endpoint {
+            public: true,
+            ..endpoint(M::GET, "/openapi.json", openapi)
+        },
         endpoint(M::GET, "/v1/schemas", list_schemas),
         endpoint(M::PUT, "/v1/schemas/{name}", put_schema),
         endpoint(M::GET, "/v1/schemas/{name}", get_schema),
@@ -135,13 +151,16 @@ fn endpoints() -> Vec<Endpoint> {
             get_pipeline_version,
         ),
         endpoint(M::POST, "/v1/pipelines/{name}/process", process),
+        endpoint(M::GET, "/v1/keys", list_keys),
+        endpoint(M::POST, "/v1/keys", create_key),
+        endpoint(M::DELETE, "/v1/keys/{id}", revoke_key),
         endpoint(M::POST, "/v1/echo", echo),
     ]
 }
 
 /// `POST /v1/echo`: the body back, untouched. A diagnostic and the reference for the
 /// service benchmark: the cost of HTTP, routing and the layers, with no JSON work.
-async fn echo(body: axum::body::Bytes) -> Response {
+async fn echo(_caller: Caller, body: axum::body::Bytes) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
@@ -186,10 +205,6 @@ fn problem(status: StatusCode, code: &str, detail: &str) -> Response {
         body.to_string(),
     )
         .into_response()
-}
-
-async fn no_route(method: Method, uri: axum::http::Uri) -> ApiError {
-    ApiError::NotFound(format!("no route for {method} {}", uri.path()))
 }
 
 /// 405 with the `Allow` header axum adds, as a problem rather than an empty body.
@@ -449,8 +464,8 @@ fn registered(kind: Kind, r: Registered) -> Response {
     with_version(response, r.version)
 }
 
-async fn list(state: &AppState, kind: Kind) -> Result<Response, ApiError> {
-    let summaries = state.registry.list(kind, TENANT).await?;
+async fn list(state: &AppState, caller: &Caller, kind: Kind) -> Result<Response, ApiError> {
+    let summaries = state.registry.list(kind, &caller.tenant).await?;
     let body: Vec<SummaryJson<'_>> = summaries
         .iter()
         .map(|s| SummaryJson {
@@ -465,12 +480,16 @@ async fn list(state: &AppState, kind: Kind) -> Result<Response, ApiError> {
 /// as `ETag` and `X-Assay-Version`. A matching `If-None-Match` gets 304.
 async fn get_record(
     state: &AppState,
+    caller: &Caller,
     kind: Kind,
     name: &str,
     version: Option<u32>,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let Record { version, body, .. } = state.registry.get(kind, TENANT, name, version).await?;
+    let Record { version, body, .. } = state
+        .registry
+        .get(kind, &caller.tenant, name, version)
+        .await?;
     let etag = HeaderValue::from_str(&format!("\"{version}\"")).map_err(|_| ApiError::Internal)?;
     let unchanged = headers
         .get(header::IF_NONE_MATCH)
@@ -502,83 +521,243 @@ fn parse_version(v: &str) -> Result<u32, ApiError> {
         })
 }
 
-async fn delete(state: &AppState, kind: Kind, name: &str) -> Result<Response, ApiError> {
-    state.registry.delete(kind, TENANT, name).await?;
+async fn delete(
+    state: &AppState,
+    caller: &Caller,
+    kind: Kind,
+    name: &str,
+) -> Result<Response, ApiError> {
+    state.registry.delete(kind, &caller.tenant, name).await?;
+    caller.audit(&format!("{kind}.delete"), name);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn list_schemas(State(state): State<AppState>) -> Result<Response, ApiError> {
-    list(&state, Kind::Schema).await
+/// Registers a schema or pipeline for the caller's tenant.
+async fn put(
+    state: &AppState,
+    caller: &Caller,
+    kind: Kind,
+    name: &str,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let r = match kind {
+        Kind::Schema => {
+            state
+                .registry
+                .put_schema(&caller.tenant, name, body)
+                .await?
+        }
+        Kind::Pipeline => {
+            state
+                .registry
+                .put_pipeline(&caller.tenant, name, body)
+                .await?
+        }
+        Kind::Key => return Err(ApiError::Internal),
+    };
+    if r.created {
+        caller.audit(&format!("{kind}.put"), &format!("{name}@{}", r.version));
+    }
+    Ok(registered(kind, r))
+}
+
+async fn list_schemas(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    list(&state, caller.require(Role::Admin)?, Kind::Schema).await
 }
 
 async fn put_schema(
     State(state): State<AppState>,
+    caller: Caller,
     Params(name): Params<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let r = state.registry.put_schema(TENANT, &name, &body).await?;
-    Ok(registered(Kind::Schema, r))
+    put(
+        &state,
+        caller.require(Role::Admin)?,
+        Kind::Schema,
+        &name,
+        &body,
+    )
+    .await
 }
 
 async fn get_schema(
     State(state): State<AppState>,
+    caller: Caller,
     Params(name): Params<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    get_record(&state, Kind::Schema, &name, None, &headers).await
+    let caller = caller.require(Role::Admin)?;
+    get_record(&state, caller, Kind::Schema, &name, None, &headers).await
 }
 
 async fn get_schema_version(
     State(state): State<AppState>,
+    caller: Caller,
     Params((name, version)): Params<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let caller = caller.require(Role::Admin)?;
     let version = parse_version(&version)?;
-    get_record(&state, Kind::Schema, &name, Some(version), &headers).await
+    get_record(&state, caller, Kind::Schema, &name, Some(version), &headers).await
 }
 
 async fn delete_schema(
     State(state): State<AppState>,
+    caller: Caller,
     Params(name): Params<String>,
 ) -> Result<Response, ApiError> {
-    delete(&state, Kind::Schema, &name).await
+    delete(&state, caller.require(Role::Admin)?, Kind::Schema, &name).await
 }
 
-async fn list_pipelines(State(state): State<AppState>) -> Result<Response, ApiError> {
-    list(&state, Kind::Pipeline).await
+async fn list_pipelines(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    list(&state, caller.require(Role::Admin)?, Kind::Pipeline).await
 }
 
 async fn put_pipeline(
     State(state): State<AppState>,
+    caller: Caller,
     Params(name): Params<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let r = state.registry.put_pipeline(TENANT, &name, &body).await?;
-    Ok(registered(Kind::Pipeline, r))
+    put(
+        &state,
+        caller.require(Role::Admin)?,
+        Kind::Pipeline,
+        &name,
+        &body,
+    )
+    .await
 }
 
 async fn get_pipeline(
     State(state): State<AppState>,
+    caller: Caller,
     Params(name): Params<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    get_record(&state, Kind::Pipeline, &name, None, &headers).await
+    let caller = caller.require(Role::Admin)?;
+    get_record(&state, caller, Kind::Pipeline, &name, None, &headers).await
 }
 
 async fn get_pipeline_version(
     State(state): State<AppState>,
+    caller: Caller,
     Params((name, version)): Params<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let caller = caller.require(Role::Admin)?;
     let version = parse_version(&version)?;
-    get_record(&state, Kind::Pipeline, &name, Some(version), &headers).await
+    get_record(
+        &state,
+        caller,
+        Kind::Pipeline,
+        &name,
+        Some(version),
+        &headers,
+    )
+    .await
 }
 
 async fn delete_pipeline(
     State(state): State<AppState>,
+    caller: Caller,
     Params(name): Params<String>,
 ) -> Result<Response, ApiError> {
-    delete(&state, Kind::Pipeline, &name).await
+    delete(&state, caller.require(Role::Admin)?, Kind::Pipeline, &name).await
+}
+
+// ---------------------------------------------------------------------------------------
+// Handlers: API keys
+
+/// `POST /v1/keys`: what a new key may do, for how long, and a note.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKeyJson {
+    role: String,
+    #[serde(default)]
+    expires_in_seconds: Option<u64>,
+    #[serde(default)]
+    label: Option<String>,
+}
+
+#[derive(Serialize)]
+struct KeyJson<'a> {
+    id: &'a str,
+    tenant: &'a str,
+    role: &'static str,
+    created_at: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<&'a str>,
+    /// Only in the answer to a creation: the one time the secret is shown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
+}
+
+fn key_json<'a>(info: &'a registry::KeyInfo, key: Option<&'a str>) -> KeyJson<'a> {
+    KeyJson {
+        id: &info.id,
+        tenant: &info.tenant,
+        role: info.role.as_str(),
+        created_at: info.created_at,
+        expires_at: info.expires_at,
+        label: info.label.as_deref(),
+        key,
+    }
+}
+
+async fn create_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let caller = caller.require(Role::Admin)?;
+    let req: NewKeyJson = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest {
+        code: "invalid_request",
+        message: format!("a new key is {{\"role\", \"expires_in_seconds\"?, \"label\"?}}: {e}"),
+    })?;
+    let role: Role = req.role.parse().map_err(ApiError::from)?;
+    let expires_at = req.expires_in_seconds.map(|secs| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            .saturating_add(secs)
+    });
+    let new = state
+        .access
+        .keys
+        .create(&caller.tenant, role, expires_at, req.label)
+        .await?;
+    caller.audit("key.create", &new.info.id);
+    let mut response = json_response(StatusCode::CREATED, &key_json(&new.info, Some(&new.token)));
+    // The secret must not linger in caches.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+async fn list_keys(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    let caller = caller.require(Role::Admin)?;
+    let keys = state.access.keys.list(&caller.tenant).await?;
+    let body: Vec<KeyJson<'_>> = keys.iter().map(|k| key_json(k, None)).collect();
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+async fn revoke_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Params(id): Params<String>,
+) -> Result<Response, ApiError> {
+    let caller = caller.require(Role::Admin)?;
+    state.access.keys.revoke(&caller.tenant, &id).await?;
+    caller.audit("key.revoke", &id);
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -588,10 +767,11 @@ async fn delete_pipeline(
 /// answer, not a failure, but clients that only look at the status should still see it.
 async fn validate(
     State(state): State<AppState>,
+    caller: Caller,
     Params(name): Params<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let validated = state.validate(TENANT, &name, body).await?;
+    let validated = state.validate(&caller.tenant, &name, body).await?;
     let (status, errors) = if validated.findings.is_empty() {
         (StatusCode::OK, None)
     } else {
@@ -610,19 +790,22 @@ async fn validate(
 /// One JSON document (`application/json`), or a batch (`application/x-ndjson`).
 async fn process(
     State(state): State<AppState>,
+    caller: Caller,
     Params(name): Params<String>,
     QueryParams(query): QueryParams<ProcessQuery>,
     req: Request,
 ) -> Result<Response, ApiError> {
+    let tenant = caller.tenant;
     match media_type(req.headers()) {
-        Some(t) if t == NDJSON => process_batch(state, name, query, req.into_body()).await,
-        Some(t) if is_json(&t) => process_one(state, name, query, req).await,
+        Some(t) if t == NDJSON => process_batch(state, &tenant, name, query, req.into_body()).await,
+        Some(t) if is_json(&t) => process_one(state, &tenant, name, query, req).await,
         other => Err(unsupported(other)),
     }
 }
 
 async fn process_one(
     state: AppState,
+    tenant: &str,
     name: String,
     query: ProcessQuery,
     req: Request,
@@ -632,7 +815,7 @@ async fn process_one(
     // The pipeline's own encoding decides what `application/json` and `*/*` mean.
     let own = state
         .registry
-        .pipeline(TENANT, &name)
+        .pipeline(tenant, &name)
         .await?
         .value
         .encoding();
@@ -640,7 +823,12 @@ async fn process_one(
         Some(e) => parse_encoding(&e)?,
         None => negotiate(accept.as_ref(), own),
     };
-    let response = match state.process(TENANT, &name, body, Some(encoding)).await? {
+    // The same deadline the router answers 504 at: the transform stops then too.
+    let deadline = Some(Instant::now() + state.request_timeout);
+    let response = match state
+        .process(tenant, &name, body, Some(encoding), deadline)
+        .await?
+    {
         Processed::Accepted {
             output,
             encoding,
@@ -731,11 +919,12 @@ fn negotiate(accept: Option<&HeaderValue>, own: Encoding) -> Encoding {
 /// `{"line":N,"ok":false,"error":{"code":"syntax","message":"..."}}`.
 async fn process_batch(
     state: AppState,
+    tenant: &str,
     name: String,
     query: ProcessQuery,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let pipeline = state.registry.pipeline(TENANT, &name).await?;
+    let pipeline = state.registry.pipeline(tenant, &name).await?;
     // Each result is embedded in a JSON line, so it must be JSON text.
     let encoding = match query.encoding.as_deref().map(parse_encoding).transpose()? {
         Some(Encoding::Jcs) => Encoding::Jcs,
@@ -800,9 +989,9 @@ fn batch_permits(state: &AppState) -> Result<Vec<OwnedSemaphorePermit>, ApiError
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut permits = vec![state.admit()?];
     while permits.len() < cores {
-        match state.admit() {
-            Ok(p) => permits.push(p),
-            Err(_) => break,
+        match state.try_admit() {
+            Some(p) => permits.push(p),
+            None => break,
         }
     }
     Ok(permits)

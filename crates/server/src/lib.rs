@@ -6,6 +6,7 @@
 //! until a shutdown signal, then drains requests in flight. [`router`] builds the whole
 //! service without a socket.
 
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod grpc;
@@ -20,15 +21,17 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
-use registry::{EmbeddedStore, RedisStore, Registry, RegistryOptions, Store};
+use ratelimit::Limiter;
+use registry::{EmbeddedStore, Keys, RedisStore, Registry, RegistryOptions, Store};
 use tokio::net::TcpListener;
 
 pub use config::{Config, RawSettings};
 pub use state::AppState;
 
-use crate::config::StoreConfig;
+use crate::auth::Access;
+use crate::config::{AuthConfig, RateLimitBackend, StoreConfig};
 
-/// The tenant every request belongs to until API keys name others.
+/// The tenant every request acts for in open mode (`--auth none`).
 pub const TENANT: &str = registry::DEFAULT_TENANT;
 
 /// A built server: registry open and warm, listener bound.
@@ -42,13 +45,15 @@ impl Application {
     /// Opens the registry named by `config`, warms its cache, starts following changes and
     /// binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // Before anything registers a metric (the rate limiter does, as it is built).
+        ops::metrics_handle();
         let store: Arc<dyn Store> = match &config.store {
             StoreConfig::Embedded(dir) => Arc::new(EmbeddedStore::open(dir)?),
             StoreConfig::Redis { url, prefix } => {
                 Arc::new(RedisStore::connect(url.expose(), prefix).await?)
             }
         };
-        let registry = Arc::new(Registry::new(store, RegistryOptions::default()));
+        let registry = Arc::new(Registry::new(store.clone(), RegistryOptions::default()));
         let report = registry
             .warm()
             .await
@@ -60,10 +65,45 @@ impl Application {
             "registry cache warm"
         );
         tokio::spawn(registry.clone().follow_changes());
+        let keys = Arc::new(Keys::new(store));
+        let key_count = keys.warm().await.context("loading API keys")?;
+        tokio::spawn(keys.clone().follow_changes());
+        match &config.auth {
+            AuthConfig::None => tracing::warn!(
+                "AUTHENTICATION IS OFF (--auth none): anyone who can reach {} can read, change \
+                 and run everything, as tenant {TENANT}. Use this only on a machine of your own.",
+                config.listen
+            ),
+            AuthConfig::Keys if key_count == 0 => tracing::warn!(
+                "no API keys exist yet, so every request will be refused with 401: create one \
+                 with `assay keys create --tenant NAME --role admin` (on the same store)"
+            ),
+            AuthConfig::Keys => tracing::info!(keys = key_count, "API keys required"),
+            AuthConfig::Gateway { .. } => {
+                tracing::info!("trusting tenants signed by the gateway")
+            }
+        }
+        let limiter = match &config.rate_limit.backend {
+            RateLimitBackend::Off => Limiter::off(),
+            RateLimitBackend::Local => Limiter::local(config.rate_limit.quotas.clone()),
+            RateLimitBackend::Redis {
+                url,
+                prefix,
+                on_error,
+            } => Limiter::redis(
+                url.expose(),
+                &format!("{prefix}:"),
+                config.rate_limit.quotas.clone(),
+                *on_error,
+            )
+            .await
+            .context("setting up the rate limiter")?,
+        };
+        let access = Access::new(&config.auth, keys, limiter);
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
-        let state = AppState::new(registry, config.max_in_flight, config.max_body_bytes);
+        let state = AppState::new(registry, access, &config);
         Ok(Self {
             listener,
             state,

@@ -1,13 +1,23 @@
 //! Operations: liveness (`/healthz`), readiness (`/readyz`), Prometheus metrics (`/metrics`),
 //! and the layers every request passes through: request ids, tracing spans, request metrics,
-//! panics turned into 500s, and the per-request deadline.
+//! panics turned into 500s, the per-request deadline, and the answer for paths nothing serves.
+//!
+//! Every answer these layers make themselves (504, 500, 404) is a problem+json body like the
+//! API's own errors, or a gRPC status for a gRPC call, never axum's or tower's plain text.
+//!
+//! Metrics: HTTP requests by route and status (`assay_requests_total`,
+//! `assay_request_seconds`); gRPC calls by method and gRPC status code
+//! (`assay_grpc_requests_total`, `assay_grpc_request_seconds`), the code read from the
+//! response's trailers when the call ends, so that a stream that fails half way counts as
+//! failed; requests in flight (`assay_requests_in_flight`).
 
+use std::any::Any;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -15,9 +25,9 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::error::ApiError;
 use crate::{AppState, Config};
 
 /// The request id header, taken from the request or added to it, and echoed.
@@ -65,25 +75,75 @@ async fn ready(State(state): State<AppState>) -> Response {
 }
 
 /// Wraps `router` in the layers every route passes through, outermost first: request id,
-/// trace span, request metrics, panic catcher.
+/// trace span, request metrics, panic catcher; and gives it the fallback for unknown paths.
 pub fn with_layers(router: Router) -> Router {
-    router.layer(
+    router.fallback(not_found).layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(TraceLayer::new_for_http().make_span_with(span))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .layer(middleware::from_fn(record))
-            .layer(CatchPanicLayer::new()),
+            .layer(CatchPanicLayer::custom(http_panic)),
     )
 }
 
 /// The per-request deadline for HTTP routes: 504 when the response has not started in time.
-/// (gRPC calls carry their own deadline, `grpc-timeout`, which `grpc` honours.)
+/// (gRPC calls carry their own deadline, `grpc-timeout`, which `grpc` honours.) The handler
+/// passes the same deadline to the transform, so the work stops too.
 pub fn with_deadline(router: Router, config: &Config) -> Router {
-    router.layer(TimeoutLayer::with_status_code(
-        StatusCode::GATEWAY_TIMEOUT,
-        config.request_timeout,
+    let timeout = config.request_timeout;
+    router.layer(middleware::from_fn(
+        move |req: Request, next: Next| async move {
+            match tokio::time::timeout(timeout, next.run(req)).await {
+                Ok(response) => response,
+                Err(_) => ApiError::DeadlineExceeded.into_response(),
+            }
+        },
     ))
+}
+
+/// A panic while serving an HTTP request: logged, and a 500 problem for that request only.
+fn http_panic(payload: Box<dyn Any + Send>) -> Response {
+    tracing::error!(
+        panic = panic_message(&payload),
+        "a request handler panicked"
+    );
+    ApiError::Internal.into_response()
+}
+
+/// A panic while serving a gRPC call: logged, and INTERNAL (not UNKNOWN) for that call only.
+pub fn grpc_panic(payload: Box<dyn Any + Send>) -> Response {
+    tracing::error!(panic = panic_message(&payload), "a gRPC handler panicked");
+    tonic::Status::internal("internal error").into_http()
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(not a string)")
+}
+
+/// What answers a path no route serves: a gRPC call to an unknown service gets
+/// UNIMPLEMENTED as a gRPC status; anything else a 404 problem.
+async fn not_found(req: Request) -> Response {
+    if is_grpc(&req) {
+        return tonic::Status::unimplemented(format!("no service at {}", req.uri().path()))
+            .into_http();
+    }
+    ApiError::NotFound(format!(
+        "no route for {} {}",
+        req.method(),
+        req.uri().path()
+    ))
+    .into_response()
+}
+
+pub(crate) fn is_grpc<B>(req: &http::Request<B>) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
 /// The span of one request, carrying its id so that every event logged while serving it
@@ -99,6 +159,9 @@ fn span(req: &Request) -> tracing::Span {
 
 /// Counts requests and records their latency by route and status, and the number in flight.
 async fn record(req: Request, next: Next) -> Response {
+    if is_grpc(&req) {
+        return record_grpc(req, next).await;
+    }
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -113,6 +176,111 @@ async fn record(req: Request, next: Next) -> Response {
     metrics::histogram!("assay_request_seconds", "route" => route, "status" => status)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// A gRPC call's metrics are recorded when its response body ends (or is dropped, when the
+/// client goes away), with the status code from its trailers or, for a trailers-only answer,
+/// its headers.
+async fn record_grpc(req: Request, next: Next) -> Response {
+    let mut call = GrpcCall {
+        method: crate::grpc::method_label(req.uri().path()),
+        started: Instant::now(),
+        code: None,
+        _in_flight: InFlight::enter(),
+    };
+    let response = next.run(req).await;
+    call.code = grpc_status(response.headers());
+    response.map(|body| {
+        axum::body::Body::new(Observed {
+            inner: body,
+            call: Some(call),
+        })
+    })
+}
+
+/// The names of gRPC status codes, by number, as the gRPC specification spells them.
+const GRPC_CODES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
+fn grpc_status(headers: &http::HeaderMap) -> Option<&'static str> {
+    let n: usize = headers.get("grpc-status")?.to_str().ok()?.parse().ok()?;
+    Some(GRPC_CODES.get(n).copied().unwrap_or("UNKNOWN"))
+}
+
+struct GrpcCall {
+    method: &'static str,
+    started: Instant,
+    code: Option<&'static str>,
+    _in_flight: InFlight,
+}
+
+impl Drop for GrpcCall {
+    fn drop(&mut self) {
+        // No status at all: the body was dropped before it ended (the client went away).
+        let code = self.code.unwrap_or("CANCELLED");
+        metrics::counter!("assay_grpc_requests_total", "method" => self.method, "code" => code)
+            .increment(1);
+        metrics::histogram!("assay_grpc_request_seconds", "method" => self.method, "code" => code)
+            .record(self.started.elapsed().as_secs_f64());
+    }
+}
+
+/// A response body that records its call's metrics when it ends.
+struct Observed {
+    inner: axum::body::Body,
+    call: Option<GrpcCall>,
+}
+
+impl http_body::Body for Observed {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            std::task::Poll::Ready(Some(Ok(frame))) => {
+                if let Some(code) = frame.trailers_ref().and_then(grpc_status)
+                    && let Some(call) = &mut self.call
+                {
+                    call.code = Some(code);
+                }
+            }
+            std::task::Poll::Ready(None | Some(Err(_))) => {
+                // Ended: record now rather than when hyper gets round to dropping the body.
+                self.call.take();
+            }
+            std::task::Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Counts a request in flight until dropped, so that a request whose client went away (its

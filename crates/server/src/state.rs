@@ -8,13 +8,15 @@
 //! request only.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use engine::{Encoding, Finding, Outcome, Rejection};
 use registry::Registry;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::Config;
+use crate::auth::Access;
 use crate::error::ApiError;
 
 /// Shared state of one server.
@@ -22,6 +24,8 @@ use crate::error::ApiError;
 pub struct AppState {
     /// The registry (and its compiled cache).
     pub registry: Arc<Registry>,
+    /// Authentication, API keys and rate limits.
+    pub access: Access,
     permits: Arc<Semaphore>,
     /// One permit per core: CPU work waits for one before it takes a blocking thread, so
     /// that a burst of requests is worked through by as many threads as there are cores
@@ -29,6 +33,10 @@ pub struct AppState {
     cpu: Arc<Semaphore>,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// How long an HTTP request may take before it is answered 504.
+    pub request_timeout: Duration,
+    /// The limits documents validated against a schema are parsed under.
+    limits: engine::Limits,
 }
 
 /// The result of processing one document.
@@ -62,26 +70,39 @@ pub struct Validated {
 }
 
 impl AppState {
-    /// State over `registry`, admitting at most `max_in_flight` documents at once.
-    pub fn new(registry: Arc<Registry>, max_in_flight: usize, max_body_bytes: usize) -> Self {
+    /// State over `registry` and `access` with `config`'s limits: at most `max_in_flight`
+    /// documents at once, bodies up to `max_body_bytes`.
+    pub fn new(registry: Arc<Registry>, access: Access, config: &Config) -> Self {
         Self {
             registry,
-            permits: Arc::new(Semaphore::new(max_in_flight.max(1))),
+            access,
+            permits: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
             cpu: Arc::new(Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             )),
-            max_body_bytes,
+            max_body_bytes: config.max_body_bytes,
+            request_timeout: config.request_timeout,
+            limits: engine::Limits {
+                max_bytes: config.max_body_bytes,
+                ..engine::Limits::default()
+            },
         }
     }
 
-    /// A slot for CPU work, or `Overloaded` at once.
+    /// A slot for CPU work, or `Overloaded` at once (counted as shed).
     pub fn admit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
-        self.permits.clone().try_acquire_owned().map_err(|_| {
+        self.try_admit().ok_or_else(|| {
             metrics::counter!("assay_requests_shed_total").increment(1);
             ApiError::Overloaded {
                 retry_after_secs: 1,
             }
         })
+    }
+
+    /// A slot for optional extra CPU work (a batch's second core), if one is free. Not
+    /// getting one sheds nothing, so it is not counted.
+    pub fn try_admit(&self) -> Option<OwnedSemaphorePermit> {
+        self.permits.clone().try_acquire_owned().ok()
     }
 
     /// Waits for a core to be free for CPU work; the wait is bounded by the admission limit.
@@ -93,13 +114,16 @@ impl AppState {
             .map_err(|_| ApiError::Internal)
     }
 
-    /// Runs a document through the newest version of `tenant`'s pipeline `name`.
+    /// Runs a document through the newest version of `tenant`'s pipeline `name`. A
+    /// `deadline` (the caller's) stops the transform early when it is sooner than the
+    /// pipeline's own transform timeout.
     pub async fn process(
         &self,
         tenant: &str,
         name: &str,
         body: Bytes,
         encoding: Option<Encoding>,
+        deadline: Option<Instant>,
     ) -> Result<Processed, ApiError> {
         let pipeline = match self.registry.cached_pipeline(tenant, name) {
             Some(p) => {
@@ -119,7 +143,9 @@ impl AppState {
             let _cpu = cpu;
             let _permit = permit;
             let mut output = Vec::new();
-            let outcome = pipeline.value.process(&body, encoding, &mut output)?;
+            let outcome = pipeline
+                .value
+                .process_until(&body, encoding, deadline, &mut output)?;
             let version = pipeline.version;
             Ok::<_, engine::PipelineError>(match outcome {
                 Outcome::Accepted(()) => Processed::Accepted {
@@ -131,7 +157,17 @@ impl AppState {
             })
         })
         .await;
-        let result = flatten(result)?;
+        let result = match flatten(result)? {
+            // Stopped by the caller's deadline rather than the pipeline's own budget: the
+            // caller's error, as if the answer had been cut off by the deadline itself.
+            Err(e)
+                if e.code() == "transform_timeout"
+                    && deadline.is_some_and(|at| Instant::now() >= at) =>
+            {
+                Err(ApiError::DeadlineExceeded)
+            }
+            other => other,
+        };
         metrics::histogram!("assay_process_seconds").record(started.elapsed().as_secs_f64());
         if let Ok(Processed::Rejected { rejection, .. }) = &result {
             metrics::counter!("assay_validation_failures_total", "pipeline" => name_owned, "stage" => rejection.stage.to_string()).increment(1);
@@ -149,11 +185,12 @@ impl AppState {
         let schema = self.registry.schema(tenant, name).await?;
         let permit = self.admit()?;
         let cpu = self.cpu_slot().await?;
+        let limits = self.limits.clone();
         let result = tokio::task::spawn_blocking(move || {
             let _cpu = cpu;
             let _permit = permit;
-            let doc = engine::parse_document(&body, &engine::Limits::default())
-                .map_err(engine::PipelineError::Parse)?;
+            let doc =
+                engine::parse_document(&body, &limits).map_err(engine::PipelineError::Parse)?;
             let findings = if schema.value.is_valid(&doc) {
                 Vec::new()
             } else {

@@ -5,13 +5,20 @@ use std::sync::Arc;
 use registry::{EmbeddedStore, Store};
 
 /// A fresh store in a temporary directory that lives as long as the test process.
-fn fresh() -> Arc<dyn Store> {
+pub(crate) fn fresh() -> Arc<dyn Store> {
     let dir = tempfile::tempdir().unwrap().keep();
     Arc::new(EmbeddedStore::open(&dir).unwrap())
 }
 
+/// Two instances on one embedded store: redb allows one process per file, so instances
+/// share the store itself.
+fn fresh_pair() -> (Arc<dyn Store>, Arc<dyn Store>) {
+    let store = fresh();
+    (store.clone(), store)
+}
+
 mod suite {
-    store_suite!(super::fresh());
+    store_suite!(super::fresh(), super::fresh_pair());
 }
 
 /// Environment variable that turns this test binary into the writer of the crash test.

@@ -309,11 +309,32 @@ async fn fresh() -> Option<Arc<dyn Store>> {
     }))
 }
 
+/// Two connections to one fresh prefix, as two instances would have; `None` to skip.
+async fn fresh_pair() -> Option<(Arc<dyn Store>, Arc<dyn Store>)> {
+    let url = redis_url().await?;
+    let prefix = unique_prefix();
+    let a = RedisStore::connect(&url, &prefix).await.unwrap();
+    let b = RedisStore::connect(&url, &prefix).await.unwrap();
+    Some((
+        Arc::new(Scoped {
+            store: a,
+            _cleanup: Cleanup { url, prefix },
+        }),
+        Arc::new(b),
+    ))
+}
+
 mod suite {
-    store_suite!(match super::fresh().await {
-        Some(store) => store,
-        None => return,
-    });
+    store_suite!(
+        match super::fresh().await {
+            Some(store) => store,
+            None => return,
+        },
+        match super::fresh_pair().await {
+            Some(pair) => pair,
+            None => return,
+        }
+    );
 }
 
 /// Waits up to `within` for `done`, polling.

@@ -378,9 +378,11 @@ pub(crate) async fn a_second_instance_warms_and_follows(store: Arc<dyn Store>) {
     }
 }
 
-/// Instantiates every behaviour as a test, given an async expression that makes a fresh store.
+/// Instantiates every behaviour as a test, given an async expression that makes a fresh
+/// store, and one that makes a fresh pair of connections to one store (for a backend with
+/// no second connection, the same store twice).
 macro_rules! store_suite {
-    ($make:expr) => {
+    ($make:expr, $make_pair:expr) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn versions_and_identity() {
             $crate::suite::versions_and_identity($make).await
@@ -416,6 +418,31 @@ macro_rules! store_suite {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn a_second_instance_warms_and_follows() {
             $crate::suite::a_second_instance_warms_and_follows($make).await
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn keys_authenticate_their_tenant_and_role() {
+            $crate::keys::keys_authenticate_their_tenant_and_role($make).await
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn keys_expire() {
+            $crate::keys::keys_expire($make).await
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn listings_show_one_tenant_and_no_secret() {
+            $crate::keys::listings_show_one_tenant_and_no_secret($make).await
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn revocation_is_immediate_and_per_tenant() {
+            $crate::keys::revocation_is_immediate_and_per_tenant($make).await
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_second_instance_sees_keys_and_revocations() {
+            let (a, b) = $make_pair;
+            $crate::keys::a_second_instance_sees_keys_and_revocations(a, b).await
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn the_registry_ignores_keys() {
+            $crate::keys::the_registry_ignores_keys($make).await
         }
     };
 }

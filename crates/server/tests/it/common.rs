@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use server::{Application, RawSettings};
+use server::{AppState, Application, RawSettings};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -41,12 +41,21 @@ impl Drop for ServerHandle {
 }
 
 /// Builds and starts a server with `settings`, listening on `127.0.0.1:0` with a fresh
-/// embedded store unless `settings` says otherwise.
+/// embedded store and authentication off unless `settings` says otherwise.
 pub(crate) async fn spawn_server(settings: RawSettings) -> (SocketAddr, ServerHandle) {
+    let (addr, handle, _) = spawn_server_with_state(settings).await;
+    (addr, handle)
+}
+
+/// [`spawn_server`], with the server's state (to create API keys, say).
+pub(crate) async fn spawn_server_with_state(
+    settings: RawSettings,
+) -> (SocketAddr, ServerHandle, AppState) {
     let data_dir = tempfile::tempdir().expect("a temporary directory");
     let defaults = RawSettings {
         listen: Some("127.0.0.1:0".into()),
         data_dir: Some(data_dir.path().to_owned()),
+        auth: Some("none".into()),
         ..RawSettings::default()
     };
     let config = defaults
@@ -55,6 +64,7 @@ pub(crate) async fn spawn_server(settings: RawSettings) -> (SocketAddr, ServerHa
         .expect("valid test settings");
     let app = Application::build(config).await.expect("the server builds");
     let addr = app.local_addr();
+    let state = app.state().clone();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until(async {
         let _ = rx.await;
@@ -64,7 +74,7 @@ pub(crate) async fn spawn_server(settings: RawSettings) -> (SocketAddr, ServerHa
         task: Some(task),
         _data_dir: data_dir,
     };
-    (addr, handle)
+    (addr, handle, state)
 }
 
 /// A file of the repository, by its path from the repository's root.

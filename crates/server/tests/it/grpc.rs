@@ -414,6 +414,72 @@ async fn an_unknown_pipeline_is_not_found() {
 }
 
 #[tokio::test]
+async fn echo_returns_the_bytes_untouched() {
+    let (_server, mut engine, _registry, _) = start().await;
+    let document = b"{\"n\": 0.10, \"n\": 1e400} not even JSON \xff".to_vec();
+    let back = engine
+        .echo(server::grpc::proto::EchoRequest {
+            document: document.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(back.document, document);
+}
+
+#[tokio::test]
+async fn an_unknown_service_is_unimplemented() {
+    let (_server, _engine, _registry, addr) = start().await;
+    let mut grpc = tonic::client::Grpc::new(channel(addr).await);
+    grpc.ready().await.unwrap();
+    let s = grpc
+        .unary(
+            Request::new(()),
+            "/nope.v1.Nothing/Call".parse().unwrap(),
+            tonic_prost::ProstCodec::<(), ()>::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::Unimplemented, "{s:?}");
+}
+
+#[tokio::test]
+async fn calls_are_counted_by_method_and_status_code() {
+    let (_server, mut engine, _registry, addr) = start().await;
+    engine
+        .process(process("no-such-pipeline", "{}"))
+        .await
+        .unwrap_err();
+    let mut grpc = tonic::client::Grpc::new(channel(addr).await);
+    grpc.ready().await.unwrap();
+    grpc.unary(
+        Request::new(()),
+        "/assay.v1.Engine/NoSuchMethod".parse().unwrap(),
+        tonic_prost::ProstCodec::<(), ()>::default(),
+    )
+    .await
+    .unwrap_err();
+    let metrics = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            r#"assay_grpc_requests_total{method="/assay.v1.Engine/Process",code="NOT_FOUND"}"#
+        ),
+        "{metrics}"
+    );
+    // A method the client made up is not a label of its own.
+    assert!(
+        metrics.contains(r#"assay_grpc_requests_total{method="unknown",code="UNIMPLEMENTED"}"#),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("NoSuchMethod"), "{metrics}");
+}
+
+#[tokio::test]
 async fn oversize_requests_are_resource_exhausted() {
     const LIMIT: usize = 64 * 1024;
     let (_server, mut engine, mut registry, _) = start_with(RawSettings {

@@ -214,7 +214,19 @@ async fn every_documented_route_is_served() {
             routes.push((method.to_uppercase(), path.clone()));
         }
     }
-    assert_eq!(routes.len(), 17, "{routes:?}");
+    assert_eq!(routes.len(), 20, "{routes:?}");
+    // A key to revoke (open mode acts for the default tenant as an admin).
+    let r = send(
+        &c,
+        Method::POST,
+        addr,
+        "/v1/keys",
+        Some(JSON),
+        r#"{"role":"client"}"#,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let key_id = json_of(r).await["id"].as_str().unwrap().to_owned();
     // Deletions last, pipelines before the schema they use.
     routes.sort_by_key(|(m, p)| (m == "DELETE", p.contains("schemas")));
     for (method, path) in routes {
@@ -223,10 +235,14 @@ async fn every_documented_route_is_served() {
         } else {
             "doc-schema"
         };
-        let concrete = path.replace("{name}", kind_name).replace("{version}", "1");
+        let concrete = path
+            .replace("{name}", kind_name)
+            .replace("{version}", "1")
+            .replace("{id}", &key_id);
         let body = match (method.as_str(), path.as_str()) {
             ("PUT", p) if p.contains("pipelines") => "{\"input_schema\":\"doc-schema\"}",
             ("PUT", _) => "{\"type\":\"object\"}",
+            ("POST", "/v1/keys") => "{\"role\":\"client\"}",
             _ => "{}",
         };
         let method = Method::from_str(&method).unwrap();

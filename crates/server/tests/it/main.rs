@@ -2,6 +2,7 @@
 //! with its own embedded store in a temporary directory, so tests run in parallel) and talks
 //! to them with real clients over real sockets.
 
+mod auth;
 mod common;
 mod grpc;
 mod http;

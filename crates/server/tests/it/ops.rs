@@ -23,6 +23,7 @@ async fn start(settings: RawSettings) -> Running {
     let settings = RawSettings {
         listen: Some("127.0.0.1:0".into()),
         data_dir: Some(dir.path().to_owned()),
+        auth: Some("none".into()),
         ..RawSettings::default()
     }
     .overlaid_by(settings);
@@ -167,13 +168,23 @@ async fn overload_is_shed_with_503_and_retry_after() {
 async fn the_request_deadline_answers_504() {
     let s = start(RawSettings {
         request_timeout_ms: Some(100),
+        max_in_flight: Some(1),
         ..RawSettings::default()
     })
     .await;
     let client = reqwest::Client::new();
-    register_slow(&client, s.addr, 3_000_000).await;
+    // Work for far longer than the test: only the request's deadline can stop it.
+    register_slow(&client, s.addr, 1_000_000_000).await;
     let r = process_slow(&client, s.addr).await;
     assert_eq!(r.status(), 504);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let problem: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(problem["code"], "deadline_exceeded");
+    // The transform stopped at the deadline too: the only admission slot is free again, so
+    // the same request is admitted (and times out) instead of being shed with 503.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = process_slow(&client, s.addr).await;
+    assert_eq!(r.status(), 504, "{}", r.text().await.unwrap());
     s.stop.send(()).unwrap();
     s.done.await.unwrap().unwrap();
 }
@@ -198,7 +209,57 @@ async fn a_panic_costs_only_its_own_request() {
             .await
             .unwrap();
         assert_eq!(r.status(), 500);
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        let problem: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(problem["code"], "internal");
+        assert!(
+            !problem.to_string().contains("boom"),
+            "the panic stays in the log"
+        );
     }
+    let r = client
+        .get(format!("http://{addr}/fine"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "fine");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_a_grpc_call_is_internal() {
+    async fn boom() -> &'static str {
+        panic!("boom")
+    }
+    let routes = Router::new()
+        .route("/assay.v1.Engine/Process", get(boom))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            server::ops::grpc_panic,
+        ));
+    let app = server::ops::with_layers(routes);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let r = reqwest::get(format!("http://{addr}/assay.v1.Engine/Process"))
+        .await
+        .unwrap();
+    // 13 is INTERNAL; a panic caught by the HTTP layer alone reaches gRPC clients as UNKNOWN.
+    assert_eq!(r.headers()["grpc-status"], "13");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_nothing_serves_is_a_404_problem() {
+    let s = start(RawSettings::default()).await;
+    for path in ["/nope", "/v1/nope", "/v1/schemas/a/b/c"] {
+        let r = reqwest::get(format!("http://{}{path}", s.addr))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        let problem: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(problem["code"], "not_found");
+    }
+    s.stop.send(()).unwrap();
+    s.done.await.unwrap().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
