@@ -164,6 +164,10 @@ pub(crate) struct ServeArgs {
     /// Log format: pretty or json [default: pretty].
     #[arg(long, env = "ASSAY_LOG_FORMAT")]
     pub(crate) log_format: Option<String>,
+    /// Export spans (one per request) to this OpenTelemetry collector, as OTLP/HTTP
+    /// (e.g. http://127.0.0.1:4318/v1/traces).
+    #[arg(long, env = "ASSAY_OTLP_ENDPOINT", value_name = "URL")]
+    pub(crate) otlp_endpoint: Option<String>,
     /// Who may call: keys (API keys), gateway (tenants signed by a trusted gateway) or none
     /// (everything open, for local use only) [default: keys].
     #[arg(long, env = "ASSAY_AUTH", value_name = "MODE")]

@@ -73,6 +73,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         request_timeout_ms: args.request_timeout_ms,
         shutdown_grace_ms: args.shutdown_grace_ms,
         log_format: args.log_format,
+        otlp_endpoint: args.otlp_endpoint,
         auth: args.auth,
         gateway_secret: args.gateway_secret.map(server::config::Secret::new),
         rate_limit_backend: args.rate_limit_backend,
@@ -84,7 +85,8 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         tenants: None,
     };
     let config = file.overlaid_by(given).validate()?;
-    server::telemetry::init(config.log_format);
+    // Dropped last, after the runtime: it flushes the spans not yet exported.
+    let _telemetry = server::telemetry::init(config.log_format, config.otlp_endpoint.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1143,3 +1143,105 @@ fn registry_admin_against_a_running_server() {
         .assert()
         .code(2);
 }
+
+/// An OTLP/HTTP collector on a free port: it keeps every request body posted to
+/// `/v1/traces`.
+async fn collector() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+) {
+    use axum::routing::post;
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = bodies.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        post(move |body: axum::body::Bytes| {
+            let kept = kept.clone();
+            async move {
+                kept.lock().unwrap().push(body.to_vec());
+                ""
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, bodies)
+}
+
+#[test]
+fn serve_exports_request_spans_to_an_opentelemetry_collector() {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+    use prost::Message;
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (addr, bodies) = runtime.block_on(collector());
+    let dir = Dir::new();
+    let data = dir.0.path().join("data");
+    let served = Served::start(
+        &dir,
+        "otel",
+        &[
+            "--auth",
+            "none",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--otlp-endpoint",
+            &format!("http://{addr}/v1/traces"),
+        ],
+    );
+    runtime.block_on(async {
+        let r = reqwest::Client::new()
+            .get(format!("{}/v1/schemas", served.base))
+            .header("x-request-id", "otel-test-request")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    });
+    // SIGTERM: the server drains, exits, and flushes the spans it has not yet sent.
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &served.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut served = served;
+    let exited = served.child.wait().unwrap();
+    assert!(exited.success(), "{exited:?}");
+    let started = std::time::Instant::now();
+    let spans: Vec<_> = loop {
+        let spans: Vec<_> = bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| ExportTraceServiceRequest::decode(b.as_slice()).unwrap())
+            .flat_map(|r| r.resource_spans)
+            .flat_map(|r| r.scope_spans)
+            .flat_map(|s| s.spans)
+            .collect();
+        if !spans.is_empty() || started.elapsed() > std::time::Duration::from_secs(5) {
+            break spans;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let request = spans
+        .iter()
+        .find(|s| s.name == "request")
+        .unwrap_or_else(|| panic!("no request span among {spans:?}"));
+    let attribute = |key: &str| {
+        request
+            .attributes
+            .iter()
+            .find(|a| a.key == key)
+            .and_then(|a| a.value.as_ref()?.value.clone())
+    };
+    assert_eq!(
+        attribute("request_id"),
+        Some(Any::StringValue("otel-test-request".into()))
+    );
+    assert_eq!(
+        attribute("path"),
+        Some(Any::StringValue("/v1/schemas".into()))
+    );
+}

@@ -57,6 +57,9 @@ pub struct RawSettings {
     pub shutdown_grace_ms: Option<u64>,
     /// `pretty` or `json`.
     pub log_format: Option<String>,
+    /// Export spans to this OpenTelemetry collector (OTLP/HTTP traces URL, e.g.
+    /// `http://127.0.0.1:4318/v1/traces`).
+    pub otlp_endpoint: Option<String>,
     /// Who may call: `keys` (API keys, the default), `gateway` (a tenant signed by a trusted
     /// gateway) or `none` (everything open, as the default tenant: local use only).
     pub auth: Option<String>,
@@ -190,6 +193,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Log output.
     pub log_format: LogFormat,
+    /// Where spans are exported, if anywhere.
+    pub otlp_endpoint: Option<String>,
     /// Authentication.
     pub auth: AuthConfig,
     /// Rate limiting.
@@ -222,6 +227,7 @@ impl RawSettings {
             request_timeout_ms: over.request_timeout_ms.or(self.request_timeout_ms),
             shutdown_grace_ms: over.shutdown_grace_ms.or(self.shutdown_grace_ms),
             log_format: over.log_format.or(self.log_format),
+            otlp_endpoint: over.otlp_endpoint.or(self.otlp_endpoint),
             auth: over.auth.or(self.auth),
             gateway_secret: over.gateway_secret.or(self.gateway_secret),
             rate_limit_backend: over.rate_limit_backend.or(self.rate_limit_backend),
@@ -252,6 +258,15 @@ impl RawSettings {
                     &format!("{e} (expected HOST:PORT, e.g. 127.0.0.1:8080)"),
                 )
             })?;
+        if let Some(e) = &self.otlp_endpoint
+            && !e.starts_with("http://")
+            && !e.starts_with("https://")
+        {
+            return Err(invalid(
+                "otlp_endpoint",
+                "must be an http:// or https:// URL (OTLP/HTTP)",
+            ));
+        }
         let auth = match self.auth.as_deref().unwrap_or("keys") {
             "none" => AuthConfig::None,
             "keys" => AuthConfig::Keys,
@@ -321,6 +336,7 @@ impl RawSettings {
             request_timeout,
             shutdown_grace: Duration::from_millis(self.shutdown_grace_ms.unwrap_or(30_000)),
             log_format,
+            otlp_endpoint: self.otlp_endpoint,
             auth,
             rate_limit,
         })

@@ -1,20 +1,84 @@
-//! Logging setup in one place: structured `tracing` events, pretty for people or one JSON
-//! object per line for machines, filtered by `RUST_LOG` (default `info`). Tests do not call
-//! it, so they stay quiet.
+//! Logging and tracing setup in one place: structured `tracing` events, pretty for people or
+//! one JSON object per line for machines, filtered by `RUST_LOG` (default `info`); and, when
+//! an OTLP endpoint is configured (and the `otel` feature is built in), every span (one per
+//! request, with its request id, method and path) exported to an OpenTelemetry collector over
+//! OTLP/HTTP. Tests do not call it, so they stay quiet.
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::config::LogFormat;
 
-/// Installs the global subscriber; a second call does nothing.
-pub fn init(format: LogFormat) {
+/// Keeps the exporter alive; dropping it sends the spans not yet exported and stops it.
+/// Drop it outside any async runtime (the exporter's client blocks).
+#[must_use = "dropping it at once stops the export"]
+pub struct Telemetry {
+    #[cfg(feature = "otel")]
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        #[cfg(feature = "otel")]
+        if let Some(provider) = self.provider.take()
+            && let Err(e) = provider.shutdown()
+        {
+            eprintln!("assay: could not export the last spans: {e}");
+        }
+    }
+}
+
+/// Installs the global subscriber (a second call installs nothing), exporting spans to
+/// `otlp_endpoint` (an OTLP/HTTP traces URL such as `http://127.0.0.1:4318/v1/traces`) when
+/// given. Call it before starting an async runtime.
+pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Pretty => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let fmt: Box<dyn Layer<Registry> + Send + Sync> = match format {
+        LogFormat::Pretty => fmt.boxed(),
+        LogFormat::Json => fmt.json().flatten_event(true).boxed(),
     };
+    let telemetry = Telemetry {
+        #[cfg(feature = "otel")]
+        provider: otlp_endpoint.map(otel::provider).transpose()?,
+    };
+    #[cfg(not(feature = "otel"))]
+    if otlp_endpoint.is_some() {
+        anyhow::bail!("this build has no OpenTelemetry export (built without the `otel` feature)");
+    }
+    #[cfg(feature = "otel")]
+    let otel = telemetry.provider.as_ref().map(|p| {
+        use opentelemetry::trace::TracerProvider as _;
+        tracing_opentelemetry::layer().with_tracer(p.tracer("assay"))
+    });
+    #[cfg(not(feature = "otel"))]
+    let otel: Option<tracing_subscriber::layer::Identity> = None;
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(otel)
+        .with(filter)
+        .try_init();
+    Ok(telemetry)
+}
+
+#[cfg(feature = "otel")]
+mod otel {
+    use opentelemetry_otlp::WithExportConfig as _;
+    use opentelemetry_sdk::Resource;
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+
+    /// A tracer provider sending batches of spans to `endpoint` as OTLP/HTTP protobuf.
+    pub(super) fn provider(endpoint: &str) -> anyhow::Result<SdkTracerProvider> {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_endpoint(endpoint)
+            .build()?;
+        Ok(SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(Resource::builder().with_service_name("assay").build())
+            .build())
+    }
 }
