@@ -162,10 +162,11 @@ async fn record(req: Request, next: Next) -> Response {
     if is_grpc(&req) {
         return record_grpc(req, next).await;
     }
+    // A path no route matched is `unmatched`: a client choosing paths must not choose labels.
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let started = Instant::now();
     let in_flight = InFlight::enter();
     let response = next.run(req).await;

@@ -258,6 +258,18 @@ async fn a_path_nothing_serves_is_a_404_problem() {
         let problem: serde_json::Value = r.json().await.unwrap();
         assert_eq!(problem["code"], "not_found");
     }
+    // Counted under one label, not one per made-up path.
+    let metrics = reqwest::get(format!("http://{}/metrics", s.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"assay_requests_total{route="unmatched",status="404"}"#),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("/v1/schemas/a/b/c"), "{metrics}");
     s.stop.send(()).unwrap();
     s.done.await.unwrap().unwrap();
 }
