@@ -5,7 +5,7 @@
 # at a fixed rate, oha (`cargo install oha`); for gRPC, h2load (Debian `nghttp2-client`).
 # Prints figures; docs/benchmarks.md records them.
 #
-#   scripts/bench-service.sh            # RUNS=3 rounds of 10 s per route
+#   scripts/bench-service.sh            # RUNS=3 rounds of 10 s per route; HTTP=0 runs gRPC only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,6 +47,8 @@ rate() { # route -> requests/s
 }
 
 echo "date: $(date -u +%FT%TZ)  cpu: $(nproc) x $(lscpu | sed -n 's/^Model name: *//p')"
+echo "binary: $(stat -c %s "$BIN") bytes ($BIN, release profile strips symbols)"
+if [ "${HTTP:-1}" = 1 ]; then
 echo "round  echo_rps  process_rps  ratio"
 for i in $(seq "$RUNS"); do
   e=$(rate /v1/echo)
@@ -55,7 +57,6 @@ for i in $(seq "$RUNS"); do
   last_process=$p
 done
 echo "server peak RSS under load: $(awk '/VmHWM/ {print $2, $3}' /proc/$server/status)"
-echo "binary: $(stat -c %s "$BIN") bytes ($BIN, release profile strips symbols)"
 
 if command -v oha >/dev/null; then
   half=$(python3 -c "print(int($last_process / 2))")
@@ -65,6 +66,7 @@ if command -v oha >/dev/null; then
     -D examples/trade/trade.json "$A/v1/pipelines/trade/process" \
     | grep -E 'Success rate|Requests/sec|50.00%|99.00%|99.90%'
 fi
+fi # HTTP
 
 # gRPC: unary `assay.v1.Engine/Process` against the bare `Echo` RPC, same document, driven by
 # h2load (Debian `nghttp2-client`) over h2c with gRPC-framed request bodies.

@@ -2,7 +2,7 @@
 //! (bearer header, cached key, SHA-256, constant-time compare, expiry) plus
 //! `Access::limit` on the local limiter, against open mode (no key, no limit) in the same run.
 //! Both complete without waiting (a cached key, an in-process limiter), so each is polled
-//! once.
+//! once. The Prometheus recorder is installed, as in the server.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -16,6 +16,8 @@ use server::auth::Access;
 use server::config::AuthConfig;
 
 fn bench(c: &mut Criterion) {
+    // As in the server: metrics are recorded (the limiter counts its decisions).
+    server::ops::metrics_handle();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

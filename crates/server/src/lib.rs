@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
+use axum::serve::ListenerExt;
 use ratelimit::Limiter;
 use registry::{EmbeddedStore, Keys, RedisStore, Registry, RegistryOptions, Store};
 use tokio::net::TcpListener;
@@ -132,13 +133,20 @@ impl Application {
         let app = router(self.state, &self.config);
         let grace = self.config.shutdown_grace;
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let serve = axum::serve(self.listener, app.into_make_service()).with_graceful_shutdown(
-            async move {
+        // TCP_NODELAY: an HTTP/2 (gRPC) answer is several small writes (headers, data,
+        // trailers), and Nagle's algorithm held the later ones back until the client's delayed
+        // ACK, about 40 ms a call.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
+        let serve =
+            axum::serve(listener, app.into_make_service()).with_graceful_shutdown(async move {
                 shutdown.await;
                 tracing::info!("shutting down: draining requests in flight");
                 let _ = stopping_tx.send(());
-            },
-        );
+            });
         tokio::select! {
             r = serve => r.context("serving")?,
             () = async {
