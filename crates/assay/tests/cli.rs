@@ -1209,6 +1209,14 @@ fn serve_exports_request_spans_to_an_opentelemetry_collector() {
     let mut served = served;
     let exited = served.child.wait().unwrap();
     assert!(exited.success(), "{exited:?}");
+    // Open mode says so, loudly, at start.
+    let warned = served.log_lines().into_iter().any(|l| {
+        l["level"] == "WARN"
+            && l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("AUTHENTICATION IS OFF"))
+    });
+    assert!(warned, "{:?}", served.log_lines());
     let started = std::time::Instant::now();
     let spans: Vec<_> = loop {
         let spans: Vec<_> = bodies
