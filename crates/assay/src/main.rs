@@ -87,8 +87,14 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     let config = file.overlaid_by(given).validate()?;
     // Dropped last, after the runtime: it flushes the spans not yet exported.
     let _telemetry = server::telemetry::init(config.log_format, config.otlp_endpoint.as_deref())?;
+    // CPU work runs on tokio's blocking pool, one task per core at a time (`AppState`), plus
+    // the store's short blocking calls. Left at tokio's default (512), the pool starts a new
+    // thread whenever the others are busy for a moment, and each keeps an allocator heap; a
+    // few more than the cores bound both.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(cores + 2)
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
