@@ -185,6 +185,13 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, crate::ops::retry_after(secs));
         }
+        // RFC 9110 (11.6.1): a 401 names the scheme that would be accepted.
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"assay\""),
+            );
+        }
         response
     }
 }

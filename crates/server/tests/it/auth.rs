@@ -160,6 +160,7 @@ async fn every_http_endpoint_refuses_strangers_wrong_roles_and_other_tenants() {
         ] {
             let r = call(&c, addr, method.clone(), &own, key, &body).await;
             assert_eq!(r.headers()["content-type"], "application/problem+json");
+            assert_eq!(r.headers()["www-authenticate"], "Bearer realm=\"assay\"");
             assert_eq!(code_of(r).await, (401, code.to_owned()), "{method} {own}");
         }
         // A client key: 403 where it may not go, never 401 or 403 where it may.
