@@ -1066,11 +1066,6 @@ fn three_instances_share_rate_limits_and_revocations() {
 #[test]
 fn registry_admin_against_a_running_server() {
     let dir = Dir::new();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     // The bootstrap: an admin key made on the store before the server opens it.
     let created = assay()
         .args(["keys", "create", "--tenant", "default", "--role", "admin"])
@@ -1081,23 +1076,13 @@ fn registry_admin_against_a_running_server() {
     let key = String::from_utf8(created.get_output().stdout.clone()).unwrap();
     let key = key.trim().to_owned();
     assert!(key.starts_with("ak1.default."), "{key}");
-    let mut server = std::process::Command::new(assert_cmd::cargo::cargo_bin!("assay"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(dir.0.path())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(20),
-            "server did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let url = format!("http://127.0.0.1:{port}");
-    let result = std::panic::catch_unwind(|| {
+    let server = Served::start(
+        &dir,
+        "server",
+        &["--data-dir", dir.0.path().to_str().unwrap()],
+    );
+    let url = server.base.clone();
+    {
         // Without the key: refused (exit 1, a 401).
         let refused = assay()
             .args(["schema", "list", "--server", &url])
@@ -1133,10 +1118,8 @@ fn registry_admin_against_a_running_server() {
             .args(["--api-key", client_key.trim()])
             .assert()
             .code(1);
-    });
-    server.kill().unwrap();
-    server.wait().unwrap();
-    result.unwrap();
+    }
+    drop(server);
     // Nothing answering: exit 2.
     assay()
         .args(["schema", "list", "--server", &url])
