@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "proto/assay/v1/engine.proto",
         "proto/assay/v1/registry.proto",
+        "proto/assay/v1/keys.proto",
     ];
     for p in protos {
         println!("cargo:rerun-if-changed={p}");

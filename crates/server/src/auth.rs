@@ -33,7 +33,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
 use ratelimit::{Decision, Limiter, Quota};
-use registry::{AuthError, Keys, Role};
+use registry::{AuthError, KeyInfo, Keys, NewKey, Role};
 use sha2::Sha256;
 
 use crate::AppState;
@@ -197,6 +197,40 @@ impl Access {
                 })
             }
         }
+    }
+
+    /// Creates a key of the caller's tenant (admins only), expiring `expires_in_seconds`
+    /// from now if given; the answer holds the only copy of the token.
+    pub async fn create_key(
+        &self,
+        caller: &Caller,
+        role: &str,
+        expires_in_seconds: Option<u64>,
+        label: Option<String>,
+    ) -> Result<NewKey, ApiError> {
+        caller.require(Role::Admin)?;
+        let role: Role = role.parse()?;
+        let expires_at = expires_in_seconds.map(|secs| unix_now().saturating_add(secs));
+        let new = self
+            .keys
+            .create(&caller.tenant, role, expires_at, label)
+            .await?;
+        caller.audit("key.create", &new.info.id);
+        Ok(new)
+    }
+
+    /// The caller's tenant's keys (admins only).
+    pub async fn list_keys(&self, caller: &Caller) -> Result<Vec<KeyInfo>, ApiError> {
+        caller.require(Role::Admin)?;
+        Ok(self.keys.list(&caller.tenant).await?)
+    }
+
+    /// Revokes a key of the caller's tenant (admins only); another tenant's is not found.
+    pub async fn revoke_key(&self, caller: &Caller, id: &str) -> Result<(), ApiError> {
+        caller.require(Role::Admin)?;
+        self.keys.revoke(&caller.tenant, id).await?;
+        caller.audit("key.revoke", id);
+        Ok(())
     }
 
     /// The rate limiter's decision for `tenant`, with the quota it applied (`None`: not

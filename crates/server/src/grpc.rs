@@ -1,5 +1,6 @@
 //! The gRPC front: `assay.v1.Engine` (process and validate documents), `assay.v1.Registry`
-//! (schemas and pipelines), `grpc.health.v1.Health` and server reflection (v1 and v1alpha),
+//! (schemas and pipelines), `assay.v1.Keys` (the tenant's API keys), `grpc.health.v1.Health`
+//! and server reflection (v1 and v1alpha),
 //! mounted as routes of the shared axum router so that gRPC (h2c) and HTTP share one listener.
 //!
 //! This module is the edge: protobuf messages are converted here to the engine's and the
@@ -37,6 +38,7 @@ use crate::error::ApiError;
 use crate::state::{Processed, Validated};
 
 use proto::engine_server::{Engine, EngineServer};
+use proto::keys_server::KeysServer;
 use proto::process_response::Result as Outcome;
 use proto::registry_server::RegistryServer;
 
@@ -77,12 +79,16 @@ pub fn routes(state: AppState) -> Router {
     })
     .max_decoding_message_size(limit);
     let guard_state = state.clone();
+    let keys = KeysServer::new(KeysService {
+        state: state.clone(),
+    });
     let registry = RegistryServer::new(RegistryService { state }).max_decoding_message_size(limit);
 
     let (reporter, health) = tonic_health::server::health_reporter();
     for name in [
         <EngineServer<EngineService> as NamedService>::NAME,
         <RegistryServer<RegistryService> as NamedService>::NAME,
+        <KeysServer<KeysService> as NamedService>::NAME,
     ] {
         // The reporter's lock is fresh and uncontended, so this completes at once; doing it
         // without awaiting keeps `routes` callable outside a runtime.
@@ -109,9 +115,10 @@ pub fn routes(state: AppState) -> Router {
         .expect("the descriptor sets compiled into the binary decode");
 
     let ours = Some(max_body_bytes);
-    // Engine and Registry need a caller (see `auth`); health and reflection are open, as
-    // load balancers and tools expect.
+    // Engine, Registry and Keys need a caller (see `auth`); health and reflection are open,
+    // as load balancers and tools expect.
     let guarded = mount(Router::new(), engine, ours);
+    let guarded = mount(guarded, keys, ours);
     let guarded = mount(guarded, registry, ours).route_layer(axum::middleware::from_fn_with_state(
         guard_state,
         crate::auth::guard,
@@ -664,6 +671,70 @@ impl proto::registry_server::Registry for RegistryService {
         request: Request<proto::DeleteRequest>,
     ) -> Result<Response<proto::DeleteResponse>, Status> {
         self.delete(Kind::Pipeline, request).await
+    }
+}
+
+/// `assay.v1.Keys` over [`crate::auth::Access`]'s key operations, for the caller's tenant.
+struct KeysService {
+    state: AppState,
+}
+
+fn key(info: &registry::KeyInfo, token: Option<String>) -> proto::Key {
+    proto::Key {
+        id: info.id.clone(),
+        tenant: info.tenant.clone(),
+        role: info.role.as_str().to_owned(),
+        created_at: info.created_at,
+        expires_at: info.expires_at.unwrap_or(0),
+        label: info.label.clone().unwrap_or_default(),
+        key: token.unwrap_or_default(),
+    }
+}
+
+#[tonic::async_trait]
+impl proto::keys_server::Keys for KeysService {
+    async fn create_key(
+        &self,
+        request: Request<proto::CreateKeyRequest>,
+    ) -> Result<Response<proto::Key>, Status> {
+        let caller = caller(&request, Role::Admin)?;
+        let deadline = deadline_of(&request);
+        let req = request.into_inner();
+        let work = self.state.access.create_key(
+            &caller,
+            &req.role,
+            (req.expires_in_seconds != 0).then_some(req.expires_in_seconds),
+            (!req.label.is_empty()).then_some(req.label),
+        );
+        let new = within(deadline, work).await.map_err(|e| status(&e))?;
+        Ok(Response::new(key(&new.info, Some(new.token))))
+    }
+
+    async fn list_keys(
+        &self,
+        request: Request<proto::ListKeysRequest>,
+    ) -> Result<Response<proto::ListKeysResponse>, Status> {
+        let caller = caller(&request, Role::Admin)?;
+        let deadline = deadline_of(&request);
+        let keys = within(deadline, self.state.access.list_keys(&caller))
+            .await
+            .map_err(|e| status(&e))?;
+        Ok(Response::new(proto::ListKeysResponse {
+            keys: keys.iter().map(|k| key(k, None)).collect(),
+        }))
+    }
+
+    async fn revoke_key(
+        &self,
+        request: Request<proto::RevokeKeyRequest>,
+    ) -> Result<Response<proto::RevokeKeyResponse>, Status> {
+        let caller = caller(&request, Role::Admin)?;
+        let deadline = deadline_of(&request);
+        let id = request.into_inner().id;
+        within(deadline, self.state.access.revoke_key(&caller, &id))
+            .await
+            .map_err(|e| status(&e))?;
+        Ok(Response::new(proto::RevokeKeyResponse {}))
     }
 }
 

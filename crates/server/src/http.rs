@@ -723,24 +723,15 @@ async fn create_key(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let caller = caller.require(Role::Admin)?;
+    caller.require(Role::Admin)?;
     let req: NewKeyJson = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest {
         code: "invalid_request",
         message: format!("a new key is {{\"role\", \"expires_in_seconds\"?, \"label\"?}}: {e}"),
     })?;
-    let role: Role = req.role.parse().map_err(ApiError::from)?;
-    let expires_at = req.expires_in_seconds.map(|secs| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-            .saturating_add(secs)
-    });
     let new = state
         .access
-        .keys
-        .create(&caller.tenant, role, expires_at, req.label)
+        .create_key(&caller, &req.role, req.expires_in_seconds, req.label)
         .await?;
-    caller.audit("key.create", &new.info.id);
     let mut response = json_response(StatusCode::CREATED, &key_json(&new.info, Some(&new.token)));
     // The secret must not linger in caches.
     response
@@ -750,8 +741,7 @@ async fn create_key(
 }
 
 async fn list_keys(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
-    let caller = caller.require(Role::Admin)?;
-    let keys = state.access.keys.list(&caller.tenant).await?;
+    let keys = state.access.list_keys(&caller).await?;
     let body: Vec<KeyJson<'_>> = keys.iter().map(|k| key_json(k, None)).collect();
     Ok(json_response(StatusCode::OK, &body))
 }
@@ -761,9 +751,7 @@ async fn revoke_key(
     caller: Caller,
     Params(id): Params<String>,
 ) -> Result<Response, ApiError> {
-    let caller = caller.require(Role::Admin)?;
-    state.access.keys.revoke(&caller.tenant, &id).await?;
-    caller.audit("key.revoke", &id);
+    state.access.revoke_key(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -78,7 +78,7 @@ def main(addr, examples):
 
     db = ProtoReflectionDescriptorDatabase(channel)
     services = set(db.get_services())
-    for name in ["assay.v1.Engine", "assay.v1.Registry", "grpc.health.v1.Health"]:
+    for name in ["assay.v1.Engine", "assay.v1.Registry", "assay.v1.Keys", "grpc.health.v1.Health"]:
         check(name in services, f"reflection lists {name}: {services}")
     pool = descriptor_pool.DescriptorPool(db)
     engine = Service(channel, pool, "assay.v1.Engine")

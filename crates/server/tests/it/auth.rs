@@ -11,10 +11,11 @@ use reqwest::{Client, Method, StatusCode};
 use serde_json::Value;
 use server::config::{Secret, TenantSettings};
 use server::grpc::proto::engine_client::EngineClient;
+use server::grpc::proto::keys_client::KeysClient;
 use server::grpc::proto::registry_client::RegistryClient;
 use server::grpc::proto::{
-    DeleteRequest, EchoRequest, GetRequest, ListRequest, ProcessRequest, PutRequest,
-    ValidateRequest,
+    CreateKeyRequest, DeleteRequest, EchoRequest, GetRequest, ListKeysRequest, ListRequest,
+    ProcessRequest, PutRequest, RevokeKeyRequest, ValidateRequest,
 };
 use server::{AppState, RawSettings};
 use tonic::transport::Channel;
@@ -287,15 +288,23 @@ fn with_key<T>(message: T, key: Option<&str>) -> Request<T> {
     r
 }
 
-/// Every gRPC method of Engine and Registry, called with `key` on the resources named by
-/// `schema` and `pipeline`, as (method, status code).
+/// Every gRPC method of Engine, Registry and Keys, called with `key` on the resources named
+/// by `schema`, `pipeline` and `key_id`, as (method, status code).
 async fn every_grpc_method(
     addr: SocketAddr,
     key: Option<&str>,
     schema: &str,
     pipeline: &str,
+    key_id: &str,
 ) -> Vec<(&'static str, Code)> {
     let (mut engine, mut registry) = grpc_clients(addr).await;
+    let mut keys = KeysClient::new(
+        Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    );
     let put = |name: &str, body: &str| PutRequest {
         name: name.into(),
         body: body.as_bytes().to_vec(),
@@ -449,6 +458,30 @@ async fn every_grpc_method(
                     .await,
             ),
         ),
+        (
+            "ListKeys",
+            code(keys.list_keys(with_key(ListKeysRequest {}, key)).await),
+        ),
+        (
+            "RevokeKey",
+            code(
+                keys.revoke_key(with_key(RevokeKeyRequest { id: key_id.into() }, key))
+                    .await,
+            ),
+        ),
+        (
+            "CreateKey",
+            code(
+                keys.create_key(with_key(
+                    CreateKeyRequest {
+                        role: "client".into(),
+                        ..CreateKeyRequest::default()
+                    },
+                    key,
+                ))
+                .await,
+            ),
+        ),
     ]
 }
 
@@ -460,16 +493,25 @@ async fn every_grpc_method_refuses_strangers_wrong_roles_and_other_tenants() {
     let a_client = key(&state, "tenant-a", "client").await;
     let b_admin = key(&state, "tenant-b", "admin").await;
     register(&c, addr, &b_admin, "b").await;
+    let b_key_id = b_admin.split('.').nth(2).unwrap().to_owned();
+    let every = |key: Option<String>| {
+        let b_key_id = b_key_id.clone();
+        async move { every_grpc_method(addr, key.as_deref(), "b-s", "b-p", &b_key_id).await }
+    };
 
-    let methods = every_grpc_method(addr, None, "b-s", "b-p").await;
-    assert_eq!(methods.len(), 12, "every method of Engine and Registry");
+    let methods = every(None).await;
+    assert_eq!(
+        methods.len(),
+        15,
+        "every method of Engine, Registry and Keys"
+    );
     for (method, code) in &methods {
         assert_eq!(*code, Code::Unauthenticated, "{method} without a key");
     }
-    for (method, code) in every_grpc_method(addr, Some("ak1.x.y.z"), "b-s", "b-p").await {
+    for (method, code) in every(Some("ak1.x.y.z".into())).await {
         assert_eq!(code, Code::Unauthenticated, "{method} with a bad key");
     }
-    for (method, code) in every_grpc_method(addr, Some(&a_client), "b-s", "b-p").await {
+    for (method, code) in every(Some(a_client.clone())).await {
         let engine = matches!(method, "Process" | "Validate" | "ProcessStream" | "Echo");
         if engine {
             // May call, but B's resources are not there for A.
@@ -481,9 +523,9 @@ async fn every_grpc_method_refuses_strangers_wrong_roles_and_other_tenants() {
             assert_eq!(code, Code::PermissionDenied, "{method} with a client key");
         }
     }
-    for (method, code) in every_grpc_method(addr, Some(&a_admin), "b-s", "b-p").await {
+    for (method, code) in every(Some(a_admin.clone())).await {
         let expected = match method {
-            "Echo" | "ListSchemas" | "ListPipelines" => Code::Ok,
+            "Echo" | "ListSchemas" | "ListPipelines" | "ListKeys" | "CreateKey" => Code::Ok,
             // Registers A's own resources under the same names.
             "PutSchema" | "PutPipeline" => Code::Ok,
             _ => Code::NotFound,
@@ -510,6 +552,49 @@ async fn every_grpc_method_refuses_strangers_wrong_roles_and_other_tenants() {
         .unwrap()
         .into_inner();
     assert_eq!(listed.items.len(), 1);
+    // B's key survived A's attempt to revoke it, and A's listing holds A's keys only.
+    let mut keys = KeysClient::new(
+        Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    );
+    let listed = keys
+        .list_keys(with_key(ListKeysRequest {}, Some(&b_admin)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.keys.iter().any(|k| k.id == b_key_id));
+    let mine = keys
+        .list_keys(with_key(ListKeysRequest {}, Some(&a_admin)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        mine.keys
+            .iter()
+            .all(|k| k.tenant == "tenant-a" && k.key.is_empty())
+    );
+    // A key made over gRPC works, and is shown once.
+    let made = keys
+        .create_key(with_key(
+            CreateKeyRequest {
+                role: "admin".into(),
+                expires_in_seconds: 3600,
+                label: "grpc".into(),
+            },
+            Some(&a_admin),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(made.key.starts_with("ak1.tenant-a."));
+    assert!(made.expires_at > made.created_at);
+    registry
+        .list_schemas(with_key(ListRequest {}, Some(&made.key)))
+        .await
+        .unwrap();
     // x-api-key works as metadata too.
     let mut r = Request::new(ListRequest {});
     r.metadata_mut()

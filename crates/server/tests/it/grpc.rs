@@ -752,7 +752,7 @@ async fn health_reports_serving_for_the_server_and_each_service() {
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
     let (addr, _server) = spawn_server(RawSettings::default()).await;
     let mut health = HealthClient::new(channel(addr).await);
-    for service in ["", "assay.v1.Engine", "assay.v1.Registry"] {
+    for service in ["", "assay.v1.Engine", "assay.v1.Registry", "assay.v1.Keys"] {
         let r = health
             .check(HealthCheckRequest {
                 service: service.into(),
@@ -808,6 +808,7 @@ async fn reflection_lists_and_describes_every_service() {
         names,
         [
             "assay.v1.Engine",
+            "assay.v1.Keys",
             "assay.v1.Registry",
             "grpc.health.v1.Health",
             "grpc.reflection.v1.ServerReflection",
@@ -848,7 +849,7 @@ async fn reflection_lists_and_describes_every_service() {
     else {
         panic!("{answer:?}")
     };
-    assert_eq!(list.service.len(), 5);
+    assert_eq!(list.service.len(), 6);
 }
 
 /// A client nobody here wrote: grpcio (gRPC's C core), from Python, which learns the
