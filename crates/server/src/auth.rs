@@ -27,6 +27,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use anyhow::Context as _;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
@@ -36,9 +37,9 @@ use ratelimit::{Decision, Limiter, Quota};
 use registry::{AuthError, KeyInfo, Keys, NewKey, Role};
 use sha2::Sha256;
 
-use crate::AppState;
-use crate::config::{AuthConfig, Secret};
+use crate::config::{AuthConfig, RateLimitBackend, Secret};
 use crate::error::ApiError;
+use crate::{AppState, Config};
 
 /// The header that carries an API key, besides `Authorization: Bearer`.
 pub const API_KEY_HEADER: &str = "x-api-key";
@@ -143,6 +144,40 @@ impl Access {
             keys,
             limiter,
         }
+    }
+
+    /// Access as `config` says, over `keys` (holding `key_count` keys), with the rate limiter
+    /// it names; says at start how callers are authenticated, loudly when they are not.
+    pub async fn build(config: &Config, keys: Arc<Keys>, key_count: usize) -> anyhow::Result<Self> {
+        match &config.auth {
+            AuthConfig::None => tracing::warn!(
+                "AUTHENTICATION IS OFF (--auth none): anyone who can reach {} can read, change \
+                 and run everything, as tenant {}. Use this only on a machine of your own.",
+                config.listen,
+                registry::DEFAULT_TENANT
+            ),
+            AuthConfig::Keys if key_count == 0 => tracing::warn!(
+                "no API keys exist yet, so every request will be refused with 401: create one \
+                 with `assay keys create --tenant NAME --role admin` (on the same store)"
+            ),
+            AuthConfig::Keys => tracing::info!(keys = key_count, "API keys required"),
+            AuthConfig::Gateway { .. } => {
+                tracing::info!("trusting tenants signed by the gateway")
+            }
+        }
+        let quotas = config.rate_limit.quotas.clone();
+        let limiter = match &config.rate_limit.backend {
+            RateLimitBackend::Off => Limiter::off(),
+            RateLimitBackend::Local => Limiter::local(quotas),
+            RateLimitBackend::Redis {
+                url,
+                prefix,
+                on_error,
+            } => Limiter::redis(url.expose(), &format!("{prefix}:"), quotas, *on_error)
+                .await
+                .context("setting up the rate limiter")?,
+        };
+        Ok(Self::new(&config.auth, keys, limiter))
     }
 
     /// Who is calling, from the request's headers.

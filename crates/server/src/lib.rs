@@ -22,7 +22,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use axum::serve::ListenerExt;
-use ratelimit::Limiter;
 use registry::{EmbeddedStore, Keys, RedisStore, Registry, RegistryOptions, Store};
 use tokio::net::TcpListener;
 
@@ -30,7 +29,7 @@ pub use config::{Config, RawSettings};
 pub use state::AppState;
 
 use crate::auth::Access;
-use crate::config::{AuthConfig, RateLimitBackend, StoreConfig};
+use crate::config::StoreConfig;
 
 /// The tenant every request acts for in open mode (`--auth none`).
 pub const TENANT: &str = registry::DEFAULT_TENANT;
@@ -69,38 +68,7 @@ impl Application {
         let keys = Arc::new(Keys::new(store));
         let key_count = keys.warm().await.context("loading API keys")?;
         tokio::spawn(keys.clone().follow_changes());
-        match &config.auth {
-            AuthConfig::None => tracing::warn!(
-                "AUTHENTICATION IS OFF (--auth none): anyone who can reach {} can read, change \
-                 and run everything, as tenant {TENANT}. Use this only on a machine of your own.",
-                config.listen
-            ),
-            AuthConfig::Keys if key_count == 0 => tracing::warn!(
-                "no API keys exist yet, so every request will be refused with 401: create one \
-                 with `assay keys create --tenant NAME --role admin` (on the same store)"
-            ),
-            AuthConfig::Keys => tracing::info!(keys = key_count, "API keys required"),
-            AuthConfig::Gateway { .. } => {
-                tracing::info!("trusting tenants signed by the gateway")
-            }
-        }
-        let limiter = match &config.rate_limit.backend {
-            RateLimitBackend::Off => Limiter::off(),
-            RateLimitBackend::Local => Limiter::local(config.rate_limit.quotas.clone()),
-            RateLimitBackend::Redis {
-                url,
-                prefix,
-                on_error,
-            } => Limiter::redis(
-                url.expose(),
-                &format!("{prefix}:"),
-                config.rate_limit.quotas.clone(),
-                *on_error,
-            )
-            .await
-            .context("setting up the rate limiter")?,
-        };
-        let access = Access::new(&config.auth, keys, limiter);
+        let access = Access::build(&config, keys, key_count).await?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
