@@ -1,24 +1,37 @@
 //! The Redis backend against a real Redis: one quota shared by several instances, the rate
 //! it keeps, the key it writes, and what happens when Redis is unreachable, hung, or back.
+//!
+//! Redis is found (or started, or the tests skipped) as `testkit::redis` describes. Each test
+//! uses its own key prefix, so tests run in parallel; the limiter's keys expire by themselves
+//! once a bucket is full again (seconds here), so nothing is left behind to clean.
 
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ratelimit::{LimitError, Limiter, OnRedisError, RedisLimiter};
+use testkit::redis::{NOTHING_ON_DISK, RedisServer, free_port, have_redis_server, redis_url};
 use tokio::task::JoinSet;
 
-use crate::support::{
-    Logs, Meter, RedisServer, free_port, have_redis_server, quotas, redis_url, unique_prefix,
-};
+use crate::support::{Logs, Meter, quotas};
+
+/// Names this suite in the loud messages of `testkit::redis`.
+const SUITE: &str = "ratelimit Redis tests";
 
 const SECOND: Duration = Duration::from_secs(1);
 /// Nothing listens on port 1: connections are refused at once.
 const UNREACHABLE: &str = "redis://127.0.0.1:1";
 
+/// A fresh key prefix. `RedisLimiter` uses its prefix as given, so the separator is ours.
+fn unique_prefix() -> String {
+    format!("{}:", testkit::redis::unique_prefix())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_on_separate_connections_share_one_burst() {
-    let Some(url) = redis_url().await else { return };
+    let Some(url) = redis_url(SUITE).await else {
+        return;
+    };
     let prefix = unique_prefix();
     // One token a second, ten at once: the whole test takes far less than a second.
     let q = quotas(Some((1, 10)), &[]);
@@ -49,7 +62,9 @@ async fn instances_on_separate_connections_share_one_burst() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decisions_count_down_and_the_key_expires_when_full() {
-    let Some(url) = redis_url().await else { return };
+    let Some(url) = redis_url(SUITE).await else {
+        return;
+    };
     let prefix = unique_prefix();
     let limiter = RedisLimiter::new(&url, &prefix, quotas(Some((1, 3)), &[])).unwrap();
     for remaining in [2, 1, 0] {
@@ -94,7 +109,9 @@ async fn decisions_count_down_and_the_key_expires_when_full() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rate_over_two_seconds_is_the_quota() {
-    let Some(url) = redis_url().await else { return };
+    let Some(url) = redis_url(SUITE).await else {
+        return;
+    };
     let limiter = RedisLimiter::new(&url, &unique_prefix(), quotas(Some((50, 5)), &[])).unwrap();
     let started = Instant::now();
     let mut admitted = 0u32;
@@ -219,7 +236,10 @@ async fn a_hung_redis_costs_at_most_the_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_limiter_shares_limits_again_when_redis_comes_back() {
-    if !have_redis_server("the_limiter_shares_limits_again_when_redis_comes_back") {
+    if !have_redis_server(
+        SUITE,
+        "the_limiter_shares_limits_again_when_redis_comes_back",
+    ) {
         return;
     }
     let (logs, _guard) = Logs::capture();
@@ -241,7 +261,7 @@ async fn the_limiter_shares_limits_again_when_redis_comes_back() {
     assert_eq!(meter.decisions("fallback", "allowed"), 1);
     assert!(meter.backend_errors() >= 1);
 
-    let mut server = RedisServer::start(port).expect("redis-server runs");
+    let mut server = RedisServer::start(port, NOTHING_ON_DISK).expect("redis-server runs");
     assert!(server.wait_ready().await, "redis-server did not start");
     let shared_again = |meter: &Meter| meter.decisions("redis", "allowed") > 0;
     eventually(&limiter, &meter, shared_again).await;

@@ -1,211 +1,26 @@
 //! The Redis store: the shared suite, several instances on one Redis, and a Redis outage.
 //!
-//! Redis is found at `REDIS_URL` (default `redis://127.0.0.1:6379`). When nothing answers
-//! there, a private `redis-server` is started on a free port for this test process; when
-//! there is no `redis-server` either, the tests say so loudly and pass without running,
-//! except under `CI`, where they fail. Each test works under its own key prefix and deletes
-//! its keys at the end, so tests run in parallel and leave a shared Redis as they found it.
-//! The outage test always runs its own `redis-server`, so that stopping it disturbs nobody.
+//! Redis is found (or started, or the tests skipped) as `testkit::redis` describes. Each test
+//! works under its own key prefix and deletes its keys at the end, so tests run in parallel
+//! and leave a shared Redis as they found it. The outage test always runs its own
+//! `redis-server`, so that stopping it disturbs nobody.
 
-use std::io::Write;
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use engine::Outcome;
 use registry::{
     Change, Kind, PutOutcome, Record, RedisStore, RegistryError, Store, StoreError, Summary,
 };
-use tokio::sync::{OnceCell, broadcast};
+use testkit::redis::{RedisServer, free_port, have_redis_server, loud, redis_url, unique_prefix};
+use tokio::sync::broadcast;
 
 use crate::suite::{ORDER, RECORD, TENANT, pipeline_body, process, registry};
 
-const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
-
-/// The Redis the tests share, once found (or started) for the whole test process.
-static SHARED: OnceCell<Option<String>> = OnceCell::const_new();
-
-/// The shared Redis's URL, or `None` when the test should be skipped.
-async fn redis_url() -> Option<String> {
-    SHARED.get_or_init(find_redis).await.clone()
-}
-
-async fn find_redis() -> Option<String> {
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| DEFAULT_URL.into());
-    if answers(&url).await {
-        return Some(url);
-    }
-    if let Some(server) = RedisServer::start(free_port(), &["--save", "", "--appendonly", "no"])
-        && server.wait_ready().await
-    {
-        let private = server.url();
-        loud(&format!(
-            "no Redis answers at {url}; the Redis tests use a private redis-server at {private}"
-        ));
-        // Kept for the whole process: the wrapper stops the server when the process exits
-        // and its stdin closes, however the process ends.
-        std::mem::forget(server);
-        return Some(private);
-    }
-    skip_or_fail(&format!(
-        "no Redis answers at {url} (set REDIS_URL) and no redis-server could be started"
-    ));
-    None
-}
-
-/// Whether `redis-server` can be run, for the tests that need a private one.
-fn have_redis_server(test: &str) -> bool {
-    let ok = redis_server_runs();
-    if !ok {
-        skip_or_fail(&format!("{test} needs redis-server on PATH"));
-    }
-    ok
-}
-
-fn redis_server_runs() -> bool {
-    Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Test output is captured unless a test fails; a skipped test must be seen anyway, so this
-/// writes to stderr directly rather than through `eprintln!`.
-fn loud(message: &str) {
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** registry Redis tests: {message} ***\n"
-    );
-}
-
-fn skip_or_fail(why: &str) {
-    if std::env::var_os("CI").is_some() {
-        panic!("{why}; CI never skips the Redis tests");
-    }
-    loud(&format!("SKIPPED: {why}"));
-}
-
-async fn answers(url: &str) -> bool {
-    let ping = async {
-        let client = ::redis::Client::open(url)?;
-        let mut con = client.get_multiplexed_async_connection().await?;
-        ::redis::cmd("PING").query_async::<String>(&mut con).await
-    };
-    matches!(
-        tokio::time::timeout(Duration::from_secs(1), ping).await,
-        Ok(Ok(_))
-    )
-}
-
-fn free_port() -> u16 {
-    // Racy in principle (the port is free when asked, not necessarily when used), which is
-    // fine for tests.
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A key prefix no other test (in this process or another) uses.
-fn unique_prefix() -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "assay-test:{}-{nanos}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// A private `redis-server`, run through a small shell wrapper that stops it (SIGTERM, so
-/// that an append-only file is complete) when the wrapper's stdin closes: on [`stop`], on
-/// drop, or when the test process dies.
-///
-/// [`stop`]: RedisServer::stop
-struct RedisServer {
-    port: u16,
-    args: Vec<String>,
-    wrapper: Option<(Child, ChildStdin)>,
-}
-
-impl RedisServer {
-    /// Starts `redis-server` on `port` with `args`; `None` when it cannot be run.
-    fn start(port: u16, args: &[&str]) -> Option<Self> {
-        if !redis_server_runs() {
-            return None;
-        }
-        let mut server = Self {
-            port,
-            args: args.iter().map(|s| (*s).to_owned()).collect(),
-            wrapper: None,
-        };
-        server.restart().then_some(server)
-    }
-
-    /// Starts the server again with the same port and arguments.
-    fn restart(&mut self) -> bool {
-        assert!(self.wrapper.is_none(), "the server is running");
-        let script = r#"redis-server "$@" & pid=$!; read _ignored; kill -TERM "$pid"; wait "$pid""#;
-        let child = Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .arg("sh")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--loglevel", "warning"])
-            .args(&self.args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn();
-        match child {
-            Ok(mut child) => {
-                let stdin = child.stdin.take().expect("piped stdin");
-                self.wrapper = Some((child, stdin));
-                true
-            }
-            Err(_) => false,
-        }
-    }
-
-    /// Stops the server and waits until it has exited.
-    fn stop(&mut self) {
-        if let Some((mut child, stdin)) = self.wrapper.take() {
-            drop(stdin);
-            let _ = child.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Whether the server answers within 5 s.
-    async fn wait_ready(&self) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if answers(&self.url()).await {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        false
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+/// Names this suite in the loud messages of `testkit::redis`.
+const SUITE: &str = "registry Redis tests";
 
 /// Deletes every key under a prefix when dropped.
 struct Cleanup {
@@ -239,10 +54,10 @@ impl Drop for Cleanup {
             }
         };
         if let Err(e) = purge() {
-            loud(&format!(
-                "could not delete the keys under {}: {e}",
-                self.prefix
-            ));
+            loud(
+                SUITE,
+                &format!("could not delete the keys under {}: {e}", self.prefix),
+            );
         }
     }
 }
@@ -300,7 +115,7 @@ impl Store for Scoped {
 
 /// A fresh store under its own prefix on the shared Redis; `None` to skip.
 async fn fresh() -> Option<Arc<dyn Store>> {
-    let url = redis_url().await?;
+    let url = redis_url(SUITE).await?;
     let prefix = unique_prefix();
     let store = RedisStore::connect(&url, &prefix).await.unwrap();
     Some(Arc::new(Scoped {
@@ -311,7 +126,7 @@ async fn fresh() -> Option<Arc<dyn Store>> {
 
 /// Two connections to one fresh prefix, as two instances would have; `None` to skip.
 async fn fresh_pair() -> Option<(Arc<dyn Store>, Arc<dyn Store>)> {
-    let url = redis_url().await?;
+    let url = redis_url(SUITE).await?;
     let prefix = unique_prefix();
     let a = RedisStore::connect(&url, &prefix).await.unwrap();
     let b = RedisStore::connect(&url, &prefix).await.unwrap();
@@ -374,7 +189,9 @@ async fn connect_fails_fast_when_redis_is_unreachable() {
 /// The scripts publish exactly `Change::to_message`'s text, to every instance on the prefix.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_reach_every_instance_as_change_messages() {
-    let Some(url) = redis_url().await else { return };
+    let Some(url) = redis_url(SUITE).await else {
+        return;
+    };
     let prefix = unique_prefix();
     let _cleanup = Cleanup {
         url: url.clone(),
@@ -416,7 +233,9 @@ async fn changes_reach_every_instance_as_change_messages() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prefixes_keep_deployments_apart() {
-    let Some(url) = redis_url().await else { return };
+    let Some(url) = redis_url(SUITE).await else {
+        return;
+    };
     let (p, q) = (unique_prefix(), unique_prefix());
     let _cleanup = [&p, &q].map(|prefix| Cleanup {
         url: url.clone(),
@@ -438,7 +257,9 @@ async fn prefixes_keep_deployments_apart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_versions_and_changes() {
-    let Some(url) = redis_url().await else { return };
+    let Some(url) = redis_url(SUITE).await else {
+        return;
+    };
     let prefix = unique_prefix();
     let _cleanup = Cleanup {
         url: url.clone(),
@@ -520,7 +341,10 @@ fn persistent(dir: &Path) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_outage_fails_fast_serves_the_cache_and_recovers() {
-    if !have_redis_server("a_redis_outage_fails_fast_serves_the_cache_and_recovers") {
+    if !have_redis_server(
+        SUITE,
+        "a_redis_outage_fails_fast_serves_the_cache_and_recovers",
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
