@@ -812,38 +812,18 @@ fn registry_admin_on_the_embedded_store() {
         .code(2);
 }
 
-/// The Redis tests run against: `REDIS_URL` or the local default. `None` (the test skips,
-/// saying so) when nothing answers, which fails the test instead when `CI` is set.
+/// The Redis the tests share (see `testkit::redis`): `REDIS_URL`, else a private
+/// `redis-server`; `None` (the test skips, loudly) when neither can be had, which fails the
+/// test instead when `CI` is set.
 fn redis_url() -> Option<String> {
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let answers = std::net::TcpStream::connect(
-        url.trim_start_matches("redis://")
-            .split('/')
-            .next()
-            .unwrap(),
-    )
-    .is_ok();
-    if !answers {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "no Redis at {url} and CI is set"
-        );
-        eprintln!("SKIPPED: no Redis answers at {url}; set REDIS_URL to run this test");
-        return None;
-    }
-    Some(url)
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(testkit::redis::redis_url("assay CLI Redis tests"))
 }
 
 /// A key prefix no other test run uses.
 fn fresh_prefix() -> String {
-    format!(
-        "assay-cli-test:{}:{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
+    testkit::redis::unique_prefix()
 }
 
 #[test]
