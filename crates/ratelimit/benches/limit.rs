@@ -1,5 +1,6 @@
 //! What a rate limit check costs: `LocalLimiter::check` on a tenant it already knows (the
-//! hot path, which must stay well under a microsecond and allocate nothing), through
+//! hot path, which must stay well under a microsecond and allocate nothing), and
+//! `check_n` of a batch there, through
 //! `Limiter` as the server calls it, and `RedisLimiter::check` as one round trip at a time
 //! and as a batch of concurrent checks pipelined on the one connection.
 //!
@@ -7,6 +8,7 @@
 //! saying so, when nothing answers there. Their keys expire by themselves.
 
 use std::hint::black_box;
+use std::num::NonZeroU32;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ratelimit::{Limiter, LocalLimiter, MAX_PER_SECOND, Quota, Quotas, RedisLimiter};
@@ -48,6 +50,10 @@ fn local(c: &mut Criterion) {
     let allowed = populated(generous());
     group.bench_function("check, allowed", |b| {
         b.iter(|| allowed.check(black_box("acme")))
+    });
+    let ten = NonZeroU32::new(10).unwrap();
+    group.bench_function("check_n(10), allowed", |b| {
+        b.iter(|| allowed.check_n(black_box("acme"), black_box(ten)))
     });
     let limited = populated(quotas(1, 1));
     group.bench_function("check, limited", |b| {

@@ -13,6 +13,10 @@
 //!   ([`Limiter::redis`]). When Redis does not answer, [`OnRedisError`] says whether to
 //!   decide locally instead (fail open) or to refuse (fail closed).
 //!
+//! A check takes one request from the tenant's quota (`check`), or `n` at once (`check_n`,
+//! for a batch of `n` documents), all or none. An `n` above the quota's burst can never be
+//! admitted: callers split larger batches into pieces of at most [`Quota::burst`].
+//!
 //! A [`Decision`] carries what the IETF `RateLimit` / `RateLimit-Policy` headers and
 //! `Retry-After` need; turning it into headers is the front's business.
 //!
@@ -42,10 +46,12 @@ pub struct Decision {
     pub allowed: bool,
     /// The size of the quota: its burst (`RateLimit-Policy` `q`).
     pub limit: u32,
-    /// How many more requests would be admitted right now (`RateLimit` `r`); 0 when refused.
+    /// How many more requests would be admitted right now (`RateLimit` `r`), after the ones
+    /// this check took; 0 when refused.
     pub remaining: u32,
-    /// How long to wait before this request would be admitted (`Retry-After`); zero when
-    /// allowed.
+    /// How long to wait before this request (all `n` of a `check_n`) would be admitted
+    /// (`Retry-After`); zero when allowed; [`Duration::MAX`] when it never would be, an `n`
+    /// greater than the burst.
     pub retry_after: Duration,
     /// How long until the bucket is full again, `limit` requests available at once
     /// (`RateLimit` `t`).

@@ -18,7 +18,8 @@
 //!
 //! - counter `assay_rate_limit_decisions_total{backend, outcome}`: every decision, with
 //!   `backend` one of `local` (the local backend), `redis` (Redis answered) or `fallback`
-//!   (Redis failed and the limiter fails open), and `outcome` `allowed` or `limited`;
+//!   (Redis failed and the limiter fails open), and `outcome` `allowed` or `limited`. A
+//!   decision is one call: [`Limiter::check_n`] counts one, whatever its `n`;
 //! - counter `assay_rate_limit_backend_errors_total`: Redis calls that failed or timed out;
 //! - a `warn` with `error = %e` at most once a second while Redis fails (with the number of
 //!   failures since the previous warning), and an `info` when Redis answers again.
@@ -26,6 +27,7 @@
 //! Counter handles are registered when the limiter is built, with the metrics recorder in
 //! force then (the global one, or a test's local one): install the recorder first.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -144,13 +146,32 @@ impl Limiter {
 
     /// Takes one request of `tenant` from its quota if the quota allows it now. `Ok(None)`:
     /// the tenant is unlimited. `Err`: Redis did not answer and the limiter fails closed.
+    /// The same as [`check_n`](Self::check_n) with `n = 1`.
     pub async fn check(&self, tenant: &str) -> Result<Option<Decision>, LimitError> {
+        self.check_n(tenant, NonZeroU32::MIN).await
+    }
+
+    /// Takes `n` requests of `tenant` from its quota (a batch of `n` documents, say), all of
+    /// them or none: admitted when the quota allows `n` at once now, refused (taking nothing)
+    /// otherwise, with the wait until it would. `Ok(None)`: the tenant is unlimited. `Err`:
+    /// Redis did not answer and the limiter fails closed; failing open, the `n` are taken
+    /// from this process's limiter instead. An admitted decision's `remaining` counts what
+    /// is left after the `n`. One call is one decision in the metrics, whatever `n`.
+    ///
+    /// An `n` greater than the tenant's [`Quota::burst`] can never be admitted at once: it is
+    /// refused, taking nothing, with `retry_after` [`Duration::MAX`]. Callers split larger
+    /// work into pieces of at most `burst` (see [`Limiter::quota_for`]) and check each.
+    pub async fn check_n(
+        &self,
+        tenant: &str,
+        n: NonZeroU32,
+    ) -> Result<Option<Decision>, LimitError> {
         match &*self.inner {
             Inner::Off => Ok(None),
             Inner::Local { local, counters } => Ok(local
-                .check(tenant)
+                .check_n(tenant, n)
                 .inspect(|d| counters.count(Backend::Local, d))),
-            Inner::Redis(shared) => shared.check(tenant).await,
+            Inner::Redis(shared) => shared.check_n(tenant, n).await,
         }
     }
 }
@@ -170,16 +191,16 @@ impl std::fmt::Debug for Limiter {
 }
 
 impl Shared {
-    async fn check(&self, tenant: &str) -> Result<Option<Decision>, LimitError> {
+    async fn check_n(&self, tenant: &str, n: NonZeroU32) -> Result<Option<Decision>, LimitError> {
         let Some(quota) = self.redis.quotas().quota_for(tenant) else {
             return Ok(None);
         };
         if !self.health.may_ask(self.health.now()) {
-            return self.instead(tenant, || {
+            return self.instead(tenant, n, || {
                 LimitError::Unavailable("Redis failed moments ago; not asked again yet".into())
             });
         }
-        match self.redis.check_quota(tenant, quota).await {
+        match self.redis.check_quota(tenant, quota, n).await {
             Ok(decision) => {
                 self.health.answered();
                 self.counters.count(Backend::Redis, &decision);
@@ -187,7 +208,7 @@ impl Shared {
             }
             Err(e) => {
                 self.failed(&e);
-                self.instead(tenant, || e)
+                self.instead(tenant, n, || e)
             }
         }
     }
@@ -196,12 +217,13 @@ impl Shared {
     fn instead(
         &self,
         tenant: &str,
+        n: NonZeroU32,
         error: impl FnOnce() -> LimitError,
     ) -> Result<Option<Decision>, LimitError> {
         match self.on_error {
             OnRedisError::Open => Ok(self
                 .fallback
-                .check(tenant)
+                .check_n(tenant, n)
                 .inspect(|d| self.counters.count(Backend::Fallback, d))),
             OnRedisError::Closed => Err(error()),
         }
@@ -400,6 +422,7 @@ mod tests {
         let limiter = Limiter::off();
         send_sync(&limiter);
         send(limiter.check("t"));
+        send(limiter.check_n("t", NonZeroU32::MIN));
         send(Limiter::redis(
             "redis://127.0.0.1:1",
             "p:",

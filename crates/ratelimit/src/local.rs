@@ -5,13 +5,20 @@
 //! times a tenant's quota. That is what the local backend promises, and what the Redis
 //! backend falls back to when Redis is away.
 //!
+//! # Several at once
+//!
+//! [`LocalLimiter::check_n`] takes `n` requests' worth at once, or nothing (governor's
+//! `check_n`): a batch of `n` documents is admitted whole when the bucket holds `n` tokens,
+//! and refused whole otherwise, with the wait until it would hold them. [`LocalLimiter::check`]
+//! is `check_n` with `n = 1`.
+//!
 //! # Cost
 //!
 //! A check of a known tenant looks the tenant up by `&str` in a `DashMap` (a read lock on
 //! one shard, foldhash), reads the clock twice (quanta: the TSC where it can) and updates
 //! the limiter's one atomic timestamp with a compare-and-swap: no allocation, no syscall,
-//! well under a microsecond (see `benches/limit.rs`). Only a tenant's first request
-//! allocates (its name and limiter).
+//! well under a microsecond (see `benches/limit.rs`), whatever `n`. Only a tenant's first
+//! request allocates (its name and limiter).
 //!
 //! # Memory
 //!
@@ -26,10 +33,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use dashmap::DashMap;
-use governor::RateLimiter;
 use governor::clock::{Clock, QuantaClock, QuantaInstant, Reference};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
+use governor::{InsufficientCapacity, RateLimiter};
 
 use crate::{Decision, Quota, Quotas};
 
@@ -80,18 +87,30 @@ impl LocalLimiter {
     }
 
     /// Takes one request of `tenant` from its quota if the quota allows it now; `None` when
-    /// the tenant is unlimited.
+    /// the tenant is unlimited. The same as [`check_n`](Self::check_n) with `n = 1`.
     pub fn check(&self, tenant: &str) -> Option<Decision> {
+        self.check_n(tenant, NonZeroU32::MIN)
+    }
+
+    /// Takes `n` requests of `tenant` from its quota, all of them or none: admitted when the
+    /// quota allows `n` at once now, refused (taking nothing) otherwise, with the wait until
+    /// it would. `None` when the tenant is unlimited. An admitted decision's `remaining`
+    /// counts what is left after the `n`.
+    ///
+    /// An `n` greater than the quota's [`burst`](Quota::burst) can never be admitted at once:
+    /// it is refused, taking nothing, with `retry_after` [`Duration::MAX`]. Callers split
+    /// larger work into pieces of at most `burst`.
+    pub fn check_n(&self, tenant: &str, n: NonZeroU32) -> Option<Decision> {
         if let Some(bucket) = self.buckets.get(tenant) {
-            return Some(bucket.check(&self.clock, self.start));
+            return Some(bucket.check_n(&self.clock, self.start, n));
         }
         let quota = self.quotas.quota_for(tenant)?;
-        Some(self.first_check(tenant, quota))
+        Some(self.first_check(tenant, quota, n))
     }
 
     /// The cold path: a tenant without a limiter yet (or whose limiter was forgotten).
     #[cold]
-    fn first_check(&self, tenant: &str, quota: Quota) -> Decision {
+    fn first_check(&self, tenant: &str, quota: Quota, n: NonZeroU32) -> Decision {
         if self.buckets.len() >= self.next_sweep.load(Ordering::Relaxed) {
             self.forget_idle();
         }
@@ -100,7 +119,7 @@ impl LocalLimiter {
         self.buckets
             .entry(tenant.into())
             .or_insert_with(|| Bucket::new(quota, &self.clock))
-            .check(&self.clock, self.start)
+            .check_n(&self.clock, self.start, n)
     }
 
     /// Drops the limiters whose bucket is full again (which changes no decision: a tenant
@@ -148,10 +167,10 @@ impl Bucket {
         }
     }
 
-    fn check(&self, clock: &QuantaClock, start: QuantaInstant) -> Decision {
+    fn check_n(&self, clock: &QuantaClock, start: QuantaInstant, n: NonZeroU32) -> Decision {
         let now = clock.now();
-        match self.limiter.check() {
-            Ok(state) => {
+        match self.limiter.check_n(n) {
+            Ok(Ok(state)) => {
                 let remaining = state.remaining_burst_capacity();
                 // governor reports whole tokens only. The bucket is full again once the
                 // missing ones are back; the one being refilled is counted whole, so this is
@@ -173,18 +192,33 @@ impl Bucket {
                     reset_after,
                 }
             }
-            Err(not_until) => {
+            Ok(Err(not_until)) => {
                 let retry_after = not_until.wait_time_from(now);
-                // Refused, the bucket lacks exactly one token: it is full once that one and
-                // the other `burst - 1` are back.
-                let reset_after = retry_after
-                    .saturating_add(self.interval.saturating_mul(self.burst.saturating_sub(1)));
+                // Refused, the bucket lacks some of the `n` tokens; once they are back, it is
+                // full after the other `burst - n`.
+                let reset_after = retry_after.saturating_add(
+                    self.interval
+                        .saturating_mul(self.burst.saturating_sub(n.get())),
+                );
                 Decision {
                     allowed: false,
                     limit: self.burst,
                     remaining: 0,
                     retry_after,
                     reset_after,
+                }
+            }
+            // More than the burst: never admitted, and governor did not look at the bucket.
+            // When it is full again is known from `full_at`, rounded up as it is.
+            Err(InsufficientCapacity(_)) => {
+                let now = now.duration_since(start).as_u64();
+                let full_in = self.full_at.load(Ordering::Relaxed).saturating_sub(now);
+                Decision {
+                    allowed: false,
+                    limit: self.burst,
+                    remaining: 0,
+                    retry_after: Duration::MAX,
+                    reset_after: Duration::from_nanos(full_in),
                 }
             }
         }

@@ -12,20 +12,27 @@
 //!
 //! # The script
 //!
-//! `GCRA(key; interval, burst)` reads the clock with `TIME` inside the script, so that the
+//! `GCRA(key; interval, burst, n)` reads the clock with `TIME` inside the script, so that the
 //! one clock every decision uses is Redis's: instances whose own clocks disagree still
 //! agree on every tenant's state. Redis runs a script with nothing interleaved, so two
-//! instances can never both take a tenant's last token. A request is admitted when the
-//! bucket, after giving it a token, is still within its size (`burst * interval` of debt).
-//! It returns `{allowed, remaining, retry_after µs, reset_after µs}`. Calls use `EVALSHA`
-//! (`redis::Script`), falling back to loading the script after a Redis restart.
+//! instances can never both take a tenant's last token. A check costs `n` tokens (1 for
+//! [`RedisLimiter::check`], a batch's size for [`RedisLimiter::check_n`]), all or none: the
+//! new TAT is `max(TAT, now) + n * interval`, and the check is admitted when that is at most
+//! `burst * interval` ahead of the clock (the bucket, after giving it its tokens, is still
+//! within its size). A refused check writes nothing; so does an `n` above the burst, which
+//! no bucket can ever hold. The script returns `{allowed, remaining, retry_after µs,
+//! reset_after µs}`, with a `retry_after` of -1 for "never". Calls use `EVALSHA`
+//! (`redis::Script`), falling back to loading the script after a Redis restart; a check is
+//! one script call whatever `n`.
 //!
 //! Time is kept in whole microseconds (a Lua number holds microseconds since 1970 exactly),
 //! so the interval `1 s / per_second` is rounded to the nearest microsecond: exact when the
 //! rate divides a million, within 1 % up to 20,000 per second, and the reason
 //! [`MAX_PER_SECOND`](crate::MAX_PER_SECOND) is a million. The script needs Redis 5 or later
 //! (a script that reads `TIME` and then writes is replicated by its effects). It touches
-//! only its one key.
+//! only its one key. The TAT stays within `burst * interval` (at most 2^32 seconds) of the
+//! clock and `n` is checked against the burst first, so every sum the script makes stays
+//! below 2^53 microseconds, which Lua numbers hold exactly.
 //!
 //! # Cost and failures
 //!
@@ -44,6 +51,7 @@
 //! built while Redis is down and starts working when Redis comes back. What to do instead
 //! of failing is the [`Limiter`](crate::Limiter)'s business.
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -61,19 +69,28 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 const GCRA: &str = r"
 -- KEYS[1]: the tenant's theoretical arrival time (TAT), microseconds of Redis's clock.
--- ARGV: 1 emission interval in microseconds (>= 1), 2 burst (>= 1).
--- Returns {allowed (1 or 0), remaining, retry_after (us), reset_after (us)}.
+-- ARGV: 1 emission interval in microseconds (>= 1), 2 burst (>= 1), 3 cost n (>= 1): the
+-- tokens this check takes, all or none.
+-- Returns {allowed (1 or 0), remaining, retry_after (us, -1: never), reset_after (us)}.
+-- A refused check writes nothing.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
-local tau = interval * tonumber(ARGV[2])
+local burst = tonumber(ARGV[2])
+local n = tonumber(ARGV[3])
+local tau = interval * burst
 -- A missing (expired) key is a full bucket; so is a TAT in the past.
 local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then
   tat = now
 end
--- How far ahead of the clock the TAT would be with this request's token taken.
-local debt = tat - now + interval
+-- More tokens than the bucket holds: no wait would ever admit them.
+if n > burst then
+  return {0, 0, -1, tat - now}
+end
+-- How far ahead of the clock the TAT would be with this check's n tokens taken: the new
+-- TAT is max(TAT, now) + n * interval, admitted when it is at most tau ahead of now.
+local debt = tat - now + n * interval
 if debt > tau then
   return {0, 0, debt - tau, tat - now}
 end
@@ -132,25 +149,46 @@ impl RedisLimiter {
     }
 
     /// Takes one request of `tenant` from its quota if the quota allows it now; `Ok(None)`
-    /// when the tenant is unlimited (Redis is not asked).
+    /// when the tenant is unlimited (Redis is not asked). The same as
+    /// [`check_n`](Self::check_n) with `n = 1`.
     pub async fn check(&self, tenant: &str) -> Result<Option<Decision>, LimitError> {
+        self.check_n(tenant, NonZeroU32::MIN).await
+    }
+
+    /// Takes `n` requests of `tenant` from its quota, all of them or none, in one script
+    /// call: admitted when the quota allows `n` at once now, refused (taking nothing)
+    /// otherwise, with the wait until it would. `Ok(None)` when the tenant is unlimited
+    /// (Redis is not asked). An admitted decision's `remaining` counts what is left after
+    /// the `n`.
+    ///
+    /// An `n` greater than the quota's [`burst`](Quota::burst) can never be admitted at once:
+    /// it is refused, taking nothing, with `retry_after` [`Duration::MAX`]. Callers split
+    /// larger work into pieces of at most `burst`.
+    pub async fn check_n(
+        &self,
+        tenant: &str,
+        n: NonZeroU32,
+    ) -> Result<Option<Decision>, LimitError> {
         match self.quotas.quota_for(tenant) {
-            Some(quota) => self.check_quota(tenant, quota).await.map(Some),
+            Some(quota) => self.check_quota(tenant, quota, n).await.map(Some),
             None => Ok(None),
         }
     }
 
-    /// One GCRA step for `tenant` under `quota`.
+    /// One GCRA step of cost `n` for `tenant` under `quota`.
     pub(crate) async fn check_quota(
         &self,
         tenant: &str,
         quota: Quota,
+        n: NonZeroU32,
     ) -> Result<Decision, LimitError> {
         let key = format!("{}rl:{tenant}", self.prefix);
         let mut inv = self.script.key(key);
-        inv.arg(interval_micros(quota)).arg(quota.burst());
+        inv.arg(interval_micros(quota))
+            .arg(quota.burst())
+            .arg(n.get());
         let inv = &inv;
-        let reply: (u8, u32, u64, u64) = self
+        let reply: (u8, u32, i64, u64) = self
             .bounded(|mut con| async move { inv.invoke_async(&mut con).await })
             .await?;
         let (allowed, remaining, retry_after, reset_after) = reply;
@@ -158,7 +196,8 @@ impl RedisLimiter {
             allowed: allowed == 1,
             limit: quota.burst(),
             remaining,
-            retry_after: Duration::from_micros(retry_after),
+            // Negative: never (more than the burst).
+            retry_after: u64::try_from(retry_after).map_or(Duration::MAX, Duration::from_micros),
             reset_after: Duration::from_micros(reset_after),
         })
     }

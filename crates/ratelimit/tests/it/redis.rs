@@ -1,11 +1,13 @@
 //! The Redis backend against a real Redis: one quota shared by several instances, the rate
-//! it keeps, the key it writes, and what happens when Redis is unreachable, hung, or back.
+//! it keeps, the key it writes, several requests at once, and what happens when Redis is
+//! unreachable, hung, or back.
 //!
 //! Redis is found (or started, or the tests skipped) as `testkit::redis` describes. Each test
 //! uses its own key prefix, so tests run in parallel; the limiter's keys expire by themselves
 //! once a bucket is full again (seconds here), so nothing is left behind to clean.
 
 use std::net::TcpListener;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +15,7 @@ use ratelimit::{LimitError, Limiter, OnRedisError, RedisLimiter};
 use testkit::redis::{NOTHING_ON_DISK, RedisServer, free_port, have_redis_server, redis_url};
 use tokio::task::JoinSet;
 
-use crate::support::{Logs, Meter, quotas};
+use crate::support::{Logs, Meter, n, quotas};
 
 /// Names this suite in the loud messages of `testkit::redis`.
 const SUITE: &str = "ratelimit Redis tests";
@@ -297,6 +299,232 @@ async fn the_limiter_shares_limits_again_when_redis_comes_back() {
         recoveries.iter().any(|l| l.contains("Redis answers again")),
         "{recoveries:#?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn n_at_once_is_admitted_when_it_fits_and_refused_whole_when_not() {
+    let Some(url) = redis_url(SUITE).await else {
+        return;
+    };
+    // One token a second, five at once: the checks take far less than a second.
+    let limiter = RedisLimiter::new(&url, &unique_prefix(), quotas(Some((1, 5)), &[])).unwrap();
+    let d = limiter.check_n("acme", n(3)).await.unwrap().unwrap();
+    assert_eq!((d.allowed, d.limit, d.remaining), (true, 5, 2), "{d:?}");
+    assert_eq!((d.retry_after, d.reset_after), (Duration::ZERO, 3 * SECOND));
+
+    // Two left: three more are refused, and take nothing.
+    let refused = limiter.check_n("acme", n(3)).await.unwrap().unwrap();
+    assert_eq!(
+        (refused.allowed, refused.remaining),
+        (false, 0),
+        "{refused:?}"
+    );
+    assert!(
+        refused.retry_after > SECOND / 2 && refused.retry_after <= SECOND,
+        "{refused:?}"
+    );
+    assert_eq!(refused.reset_after, refused.retry_after + 2 * SECOND);
+    let d = limiter.check_n("acme", n(2)).await.unwrap().unwrap();
+    assert_eq!((d.allowed, d.remaining), (true, 0), "{d:?}");
+    assert!(
+        d.reset_after <= 5 * SECOND && d.reset_after > 4 * SECOND,
+        "{d:?}"
+    );
+    assert!(!limiter.check("acme").await.unwrap().unwrap().allowed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn n_refused_is_admitted_after_waiting_its_retry_after() {
+    let Some(url) = redis_url(SUITE).await else {
+        return;
+    };
+    // A token every 50 ms, four at once.
+    let limiter = RedisLimiter::new(&url, &unique_prefix(), quotas(Some((20, 4)), &[])).unwrap();
+    let d = limiter.check_n("t", n(4)).await.unwrap().unwrap();
+    assert_eq!((d.allowed, d.remaining), (true, 0), "{d:?}");
+    let refused = limiter.check_n("t", n(3)).await.unwrap().unwrap();
+    assert!(!refused.allowed, "{refused:?}");
+    assert!(
+        refused.retry_after > Duration::ZERO && refused.retry_after <= Duration::from_millis(150),
+        "{refused:?}"
+    );
+    tokio::time::sleep(refused.retry_after + Duration::from_millis(5)).await;
+    let d = limiter.check_n("t", n(3)).await.unwrap().unwrap();
+    assert!(d.allowed, "{d:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_n_of_the_burst_empties_a_full_bucket() {
+    let Some(url) = redis_url(SUITE).await else {
+        return;
+    };
+    let limiter = RedisLimiter::new(&url, &unique_prefix(), quotas(Some((1, 5)), &[])).unwrap();
+    let d = limiter.check_n("acme", n(5)).await.unwrap().unwrap();
+    assert_eq!((d.allowed, d.remaining), (true, 0), "{d:?}");
+    assert_eq!((d.retry_after, d.reset_after), (Duration::ZERO, 5 * SECOND));
+    let d = limiter.check("acme").await.unwrap().unwrap();
+    assert!(!d.allowed, "{d:?}");
+    assert_eq!(d.reset_after, d.retry_after + 4 * SECOND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_than_the_burst_is_never_admitted_and_takes_nothing() {
+    let Some(url) = redis_url(SUITE).await else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let limiter = RedisLimiter::new(&url, &prefix, quotas(Some((1, 5)), &[])).unwrap();
+    let never = async || {
+        let d = limiter.check_n("acme", n(6)).await.unwrap().unwrap();
+        assert_eq!((d.allowed, d.limit, d.remaining), (false, 5, 0), "{d:?}");
+        assert_eq!(d.retry_after, Duration::MAX, "{d:?}");
+        d
+    };
+    // On a full bucket, which stays full: no key is written.
+    assert_eq!(never().await.reset_after, Duration::ZERO);
+    let client = ::redis::Client::open(url.as_str()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let exists: bool = ::redis::cmd("EXISTS")
+        .arg(format!("{prefix}rl:acme"))
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert!(!exists);
+    // The whole burst is still there.
+    assert!(
+        limiter
+            .check_n("acme", n(5))
+            .await
+            .unwrap()
+            .unwrap()
+            .allowed
+    );
+    // On an empty bucket, which is full again in five seconds.
+    let d = never().await;
+    assert!(
+        d.reset_after > 4 * SECOND && d.reset_after <= 5 * SECOND,
+        "{d:?}"
+    );
+    let d = limiter
+        .check_n("acme", NonZeroU32::MAX)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((d.allowed, d.retry_after), (false, Duration::MAX));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_checking_several_at_once_share_one_burst() {
+    let Some(url) = redis_url(SUITE).await else {
+        return;
+    };
+    let prefix = unique_prefix();
+    // One token a second, twenty at once: the whole test takes far less than a second.
+    let q = quotas(Some((1, 20)), &[]);
+    let a = Arc::new(RedisLimiter::new(&url, &prefix, q.clone()).unwrap());
+    let b = Arc::new(RedisLimiter::new(&url, &prefix, q).unwrap());
+    let mut checks = JoinSet::new();
+    for i in 0..40u32 {
+        let limiter = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let cost = 1 + i % 4;
+        checks.spawn(async move {
+            (
+                cost,
+                limiter.check_n("acme", n(cost)).await.unwrap().unwrap(),
+            )
+        });
+    }
+    let mut admitted: Vec<(u32, u32)> = Vec::new();
+    let mut refused = 0;
+    while let Some(outcome) = checks.join_next().await {
+        let (cost, d) = outcome.unwrap();
+        if d.allowed {
+            admitted.push((d.remaining, cost));
+        } else {
+            refused += 1;
+            // Waiting for at most `cost` tokens, a second each.
+            assert!(
+                d.retry_after > Duration::ZERO && d.retry_after <= cost * SECOND,
+                "{d:?}"
+            );
+        }
+    }
+    // A hundred tokens asked for, twenty to give.
+    assert!(refused > 0 && !admitted.is_empty(), "{admitted:?}");
+    // Redis ran the checks one after the other: in that order (the most remaining first),
+    // each admitted one took its cost from what the one before left, starting from a full
+    // bucket. Together they took at most the burst, each token once.
+    admitted.sort_unstable_by(|x, y| y.cmp(x));
+    let mut left = 20;
+    for &(remaining, cost) in &admitted {
+        assert_eq!(remaining + cost, left, "{admitted:?}");
+        left = remaining;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_of_n_is_one_decision_shared_or_not() {
+    let Some(url) = redis_url(SUITE).await else {
+        return;
+    };
+    let meter = Meter::new();
+    let limiter = meter
+        .recording(Limiter::redis(
+            &url,
+            &unique_prefix(),
+            quotas(Some((1, 4)), &[]),
+            OnRedisError::Closed,
+        ))
+        .await
+        .unwrap();
+    assert!(
+        limiter
+            .check_n("acme", n(3))
+            .await
+            .unwrap()
+            .unwrap()
+            .allowed
+    );
+    assert!(
+        !limiter
+            .check_n("acme", n(3))
+            .await
+            .unwrap()
+            .unwrap()
+            .allowed
+    );
+    let d = limiter.check_n("acme", n(5)).await.unwrap().unwrap();
+    assert_eq!((d.allowed, d.retry_after), (false, Duration::MAX));
+    assert_eq!(meter.decisions("redis", "allowed"), 1);
+    assert_eq!(meter.decisions("redis", "limited"), 2);
+    assert_eq!(meter.backend_errors(), 0);
+
+    // Failing open, the n are taken in process; failing closed, nothing is decided.
+    let open = meter
+        .recording(Limiter::redis(
+            UNREACHABLE,
+            "p:",
+            quotas(Some((1, 4)), &[]),
+            OnRedisError::Open,
+        ))
+        .await
+        .unwrap();
+    assert!(open.check_n("acme", n(3)).await.unwrap().unwrap().allowed);
+    assert!(!open.check_n("acme", n(3)).await.unwrap().unwrap().allowed);
+    let d = open.check_n("acme", n(5)).await.unwrap().unwrap();
+    assert_eq!((d.allowed, d.retry_after), (false, Duration::MAX));
+    assert_eq!(meter.decisions("fallback", "allowed"), 1);
+    assert_eq!(meter.decisions("fallback", "limited"), 2);
+    let closed = Limiter::redis(
+        UNREACHABLE,
+        "p:",
+        quotas(Some((1, 4)), &[]),
+        OnRedisError::Closed,
+    )
+    .await
+    .unwrap();
+    let err = closed.check_n("acme", n(3)).await.unwrap_err();
+    assert!(matches!(err, LimitError::Unavailable(_)), "{err}");
 }
 
 /// Checks every 20 ms until `done`, for at most 5 s.

@@ -3,10 +3,16 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use ratelimit::{Quota, Quotas};
+
+/// A cost for `check_n`.
+pub(crate) fn n(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).expect("a cost is at least 1")
+}
 
 /// Quotas with `default` for everyone and `tenants` of their own.
 pub(crate) fn quotas(default: Option<(u32, u32)>, tenants: &[(&str, u32, u32)]) -> Quotas {
