@@ -24,6 +24,7 @@
 //! the engine directly cannot name a tenant without the secret, and a captured header set
 //! replays only on the same route for [`GATEWAY_MAX_SKEW`].
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -265,6 +266,35 @@ impl Access {
         caller.require(Role::Admin)?;
         self.keys.revoke(&caller.tenant, id).await?;
         caller.audit("key.revoke", id);
+        Ok(())
+    }
+
+    /// Waits until `tenant`'s rate limit admits `documents` more (the documents of a batch,
+    /// a chunk at a time) and charges them; an unlimited tenant passes at once. Work larger
+    /// than the burst is charged in pieces of the burst. Fails only when the limit cannot be
+    /// checked (Redis away and the limiter failing closed).
+    pub async fn throttle(&self, tenant: &str, documents: usize) -> Result<(), ApiError> {
+        let Some(quota) = self.limiter.quota_for(tenant) else {
+            return Ok(());
+        };
+        let mut left = documents;
+        while left > 0 {
+            let piece = left.min(quota.burst() as usize);
+            let n = NonZeroU32::new(piece as u32).expect("a piece is at least one document");
+            loop {
+                match self.limiter.check_n(tenant, n).await.map_err(|e| {
+                    tracing::warn!(tenant, error = %e, "rate limits cannot be checked");
+                    ApiError::Unavailable(format!("rate limits cannot be checked now: {e}"))
+                })? {
+                    None => return Ok(()),
+                    Some(d) if d.allowed => break,
+                    // A piece never exceeds the burst, so the wait is finite; the cap only
+                    // guards against a clock jump.
+                    Some(d) => tokio::time::sleep(d.retry_after.min(Duration::from_secs(5))).await,
+                }
+            }
+            left -= piece;
+        }
         Ok(())
     }
 

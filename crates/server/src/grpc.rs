@@ -466,7 +466,12 @@ impl Engine for EngineService {
                 async move {
                     let req = item.map_err(|s| from_decoder(s, service.state.max_body_bytes))?;
                     let sequence = req.sequence;
-                    Ok(match service.process_one(&tenant, req, deadline).await {
+                    // Every document of a stream counts against the tenant's rate limit.
+                    let processed = match service.state.access.throttle(&tenant, 1).await {
+                        Ok(()) => service.process_one(&tenant, req, deadline).await,
+                        Err(e) => Err(e),
+                    };
+                    Ok(match processed {
                         Ok(processed) => process_response(sequence, processed),
                         // A failing document is data in a stream: the batch goes on.
                         Err(e) => proto::ProcessResponse {

@@ -792,7 +792,7 @@ async fn process(
 ) -> Result<Response, ApiError> {
     let tenant = caller.tenant;
     match media_type(req.headers()) {
-        Some(t) if t == NDJSON => process_batch(state, &tenant, name, query, req.into_body()).await,
+        Some(t) if t == NDJSON => process_batch(state, tenant, name, query, req.into_body()).await,
         Some(t) if is_json(&t) => process_one(state, &tenant, name, query, req).await,
         other => Err(unsupported(other)),
     }
@@ -914,12 +914,12 @@ fn negotiate(accept: Option<&HeaderValue>, own: Encoding) -> Encoding {
 /// `{"line":N,"ok":false,"error":{"code":"syntax","message":"..."}}`.
 async fn process_batch(
     state: AppState,
-    tenant: &str,
+    tenant: Arc<str>,
     name: String,
     query: ProcessQuery,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let pipeline = state.registry.pipeline(tenant, &name).await?;
+    let pipeline = state.registry.pipeline(&tenant, &name).await?;
     // Each result is embedded in a JSON line, so it must be JSON text.
     let encoding = match query.encoding.as_deref().map(parse_encoding).transpose()? {
         Some(Encoding::Jcs) => Encoding::Jcs,
@@ -943,12 +943,27 @@ async fn process_batch(
         Lines::new(body.into_data_stream(), state.max_body_bytes),
         |mut lines| async move { lines.next_chunk().await.map(|c| (c, lines)) },
     );
+    let access = state.access.clone();
     let results = chunks
         .map(move |chunk| {
             let pipeline = pipeline.clone();
             let name = name.clone();
+            let (access, tenant) = (access.clone(), tenant.clone());
             let numbers: Vec<u64> = chunk.iter().map(Item::line).collect();
             async move {
+                // Every document counts against the tenant's rate limit: a batch goes at the
+                // tenant's rate instead of around it.
+                let documents = chunk
+                    .iter()
+                    .filter(|i| matches!(i, Item::Doc { .. }))
+                    .count();
+                if let Err(e) = access.throttle(&tenant, documents).await {
+                    let mut out = Vec::new();
+                    for line in numbers {
+                        error_line(&mut out, line, e.code(), &e.to_string());
+                    }
+                    return out;
+                }
                 let joined = tokio::task::spawn_blocking(move || {
                     run_chunk(&pipeline, &name, chunk, encoding)
                 })

@@ -882,3 +882,75 @@ async fn with_redis_unreachable_limits_fail_open_or_closed_as_configured() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_document_of_a_batch_counts_against_the_limit() {
+    // 10 documents a second, 5 at once: the request itself takes one, so 24 documents need
+    // at least (1 + 24 - 5) / 10 = 2 s, however fast the engine is.
+    let (addr, _server, state) = keyed(RawSettings {
+        tenants: Some(limited("slow", 10, 5)),
+        ..RawSettings::default()
+    })
+    .await;
+    let c = Client::new();
+    let slow = key(&state, "slow", "admin").await;
+    register(&c, addr, &slow, "t").await;
+    let batch = "{\"n\":1}\n".repeat(24);
+    let started = std::time::Instant::now();
+    let r = c
+        .post(format!("http://{addr}/v1/pipelines/t-p/process"))
+        .bearer_auth(&slow)
+        .header("content-type", "application/x-ndjson")
+        .body(batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let text = r.text().await.unwrap();
+    let elapsed = started.elapsed();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 24, "{text}");
+    assert!(lines.iter().all(|l| l["ok"] == true), "{text}");
+    assert!(
+        elapsed >= Duration::from_millis(1800),
+        "24 documents at 10/s went through in {elapsed:?}"
+    );
+
+    // A gRPC stream likewise. The batch left the bucket empty, and a call over the limit is
+    // refused before it starts, so first let the bucket fill up; then the call and its 12
+    // documents need at least (1 + 12 - 5) / 10 = 0.8 s.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (mut engine, _) = grpc_clients(addr).await;
+    let requests = (0..12u64).map(|sequence| ProcessRequest {
+        pipeline: "t-p".into(),
+        document: b"{\"n\":1}".to_vec(),
+        sequence,
+        ..ProcessRequest::default()
+    });
+    let started = std::time::Instant::now();
+    let mut responses = engine
+        .process_stream(with_key(futures::stream::iter(requests), Some(&slow)))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut answered = 0;
+    while let Some(r) = responses.message().await.unwrap() {
+        assert!(
+            matches!(
+                r.result,
+                Some(server::grpc::proto::process_response::Result::Accepted(_))
+            ),
+            "{r:?}"
+        );
+        answered += 1;
+    }
+    assert_eq!(answered, 12);
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(750),
+        "12 documents at 10/s went through in {elapsed:?}"
+    );
+}
