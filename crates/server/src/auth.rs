@@ -282,10 +282,12 @@ impl Access {
             let piece = left.min(quota.burst() as usize);
             let n = NonZeroU32::new(piece as u32).expect("a piece is at least one document");
             loop {
-                match self.limiter.check_n(tenant, n).await.map_err(|e| {
-                    tracing::warn!(tenant, error = %e, "rate limits cannot be checked");
-                    ApiError::Unavailable(format!("rate limits cannot be checked now: {e}"))
-                })? {
+                match self
+                    .limiter
+                    .check_n(tenant, n)
+                    .await
+                    .map_err(|e| limiter_down(tenant, &e))?
+                {
                     None => return Ok(()),
                     Some(d) if d.allowed => break,
                     // A piece never exceeds the burst, so the wait is finite; the cap only
@@ -301,12 +303,19 @@ impl Access {
     /// The rate limiter's decision for `tenant`, with the quota it applied (`None`: not
     /// limited).
     pub async fn limit(&self, tenant: &str) -> Result<Option<(Decision, Quota)>, ApiError> {
-        let decision = self.limiter.check(tenant).await.map_err(|e| {
-            tracing::warn!(tenant, error = %e, "rate limits cannot be checked");
-            ApiError::Unavailable(format!("rate limits cannot be checked now: {e}"))
-        })?;
+        let decision = self
+            .limiter
+            .check(tenant)
+            .await
+            .map_err(|e| limiter_down(tenant, &e))?;
         Ok(decision.zip(self.limiter.quota_for(tenant)))
     }
+}
+
+/// The limiter could not decide (Redis away, failing closed): 503, and a line in the log.
+fn limiter_down(tenant: &str, e: &ratelimit::LimitError) -> ApiError {
+    tracing::warn!(tenant, error = %e, "rate limits cannot be checked");
+    ApiError::Unavailable(format!("rate limits cannot be checked now: {e}"))
 }
 
 /// The middleware in front of every API route: authenticate, rate-limit, then hand the
