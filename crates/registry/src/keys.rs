@@ -38,9 +38,17 @@
 //! (as `cache` does for compiled resources). [`Keys::authenticate`] on a cached key parses the
 //! token, hashes the secret, probes the map and compares: no lock, no await, no allocation.
 //! A key that is not cached is read from the store once and cached, so a key created on
-//! another instance works before its change arrives. (Unknown ids are not remembered: that
-//! would hide a key just created elsewhere; each costs one store read, which the front's
-//! rate limits must bound.)
+//! another instance works before its change arrives.
+//!
+//! # Unknown ids
+//!
+//! An id the store does not hold is remembered as missing (up to 10,000 of them; the memory
+//! is cleared when full), so repeating a bogus or revoked key costs no store read. That hides
+//! no real key: a key's token exists only once its record is stored, so no id can be missing
+//! when first asked about and exist later, short of a 64-bit collision (and a key stored or
+//! loaded here is forgotten as missing anyway). A flood of made-up ids still reaches the
+//! store, but at most 32 reads at a time: beyond that an uncached id is answered
+//! `Unavailable` (503, retry) without a read, so the store is not overwhelmed.
 //!
 //! [`Keys::follow_changes`] keeps the cache in step with the store as `Registry` does: a
 //! `Put` loads the key, a `Deleted` drops it at once, a resync (or a lagging receiver) reloads
@@ -51,7 +59,7 @@
 //! bumps a counter, under the mutex that serialises cache writers; a load notes the counter
 //! before reading the store and caches what it read only if no removal happened since.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -82,6 +90,10 @@ const MAX_TOKEN_LEN: usize = TOKEN_PREFIX.len() + 128 + 1 + ID_LEN + 1 + SECRET_
 pub const MAX_LABEL_CHARS: usize = 200;
 /// How often [`Keys::warm`] tries again when revocations land while it reads the store.
 const WARM_ATTEMPTS: usize = 5;
+/// Most ids remembered as not existing; the memory is cleared when it is full.
+const MAX_MISSING: usize = 10_000;
+/// Most store reads for uncached ids at once; more are answered "unavailable" at once.
+const MAX_LOOKUPS: usize = 32;
 
 /// What a key may do; the server decides what each role is allowed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -386,6 +398,10 @@ pub struct Keys {
     /// Serialises cache writers, and counts removals (see "The cache" in the module doc).
     /// Readers never take it.
     removals: Mutex<u64>,
+    /// Ids the store was asked about and did not hold (see "Unknown ids" in the module doc).
+    missing: Mutex<HashSet<Box<str>>>,
+    /// Bounds the store reads for uncached ids in flight.
+    lookups: tokio::sync::Semaphore,
 }
 
 impl Keys {
@@ -395,6 +411,8 @@ impl Keys {
             store,
             cache: ArcSwap::from_pointee(Entries::default()),
             removals: Mutex::new(0),
+            missing: Mutex::new(HashSet::new()),
+            lookups: tokio::sync::Semaphore::new(MAX_LOOKUPS),
         }
     }
 
@@ -538,6 +556,7 @@ impl Keys {
             .put(Kind::Key, tenant, &stored.id, &body, &[])
             .await?;
         let entry = stored.entry()?;
+        self.missing().remove(stored.id.as_str());
         {
             let _writer = self.lock();
             self.insert(entry);
@@ -601,9 +620,24 @@ impl Keys {
         if let Some(entry) = self.cache.load().get(token.id) {
             return entry.admit(&token, &digest, now_unix_secs);
         }
+        if self.missing().contains(token.id) {
+            return Err(AuthError::Invalid);
+        }
+        let Ok(_lookup) = self.lookups.try_acquire() else {
+            return Err(AuthError::Unavailable(
+                "too many unknown API keys are being checked at once; retry".into(),
+            ));
+        };
         match self.load(token.tenant, token.id).await {
             Ok(Some(entry)) => entry.admit(&token, &digest, now_unix_secs),
-            Ok(None) => Err(AuthError::Invalid),
+            Ok(None) => {
+                let mut missing = self.missing();
+                if missing.len() >= MAX_MISSING {
+                    missing.clear();
+                }
+                missing.insert(token.id.into());
+                Err(AuthError::Invalid)
+            }
             Err(e) => {
                 if let KeyError::Corrupt(_) = e {
                     tracing::warn!(error = %e, "unreadable API key record");
@@ -620,6 +654,7 @@ impl Keys {
             return Ok(None);
         };
         let entry = Entry::from_record(&record)?;
+        self.missing().remove(id);
         let removals = self.lock();
         if *removals == seen {
             self.insert(entry.clone());
@@ -629,6 +664,10 @@ impl Keys {
 
     fn lock(&self) -> MutexGuard<'_, u64> {
         self.removals.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn missing(&self) -> MutexGuard<'_, HashSet<Box<str>>> {
+        self.missing.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn removal_count(&self) -> u64 {

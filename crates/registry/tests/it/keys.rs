@@ -466,3 +466,146 @@ async fn a_load_in_flight_does_not_undo_a_revocation() {
         Err(AuthError::Invalid)
     );
 }
+
+/// A store that counts reads of keys and makes each one wait for a permit of `gate`.
+struct GatedGets {
+    inner: Arc<dyn Store>,
+    reads: std::sync::atomic::AtomicUsize,
+    gate: tokio::sync::Semaphore,
+}
+
+impl GatedGets {
+    fn new(open: bool) -> Arc<Self> {
+        Arc::new(Self {
+            inner: crate::embedded::fresh(),
+            reads: 0.into(),
+            gate: tokio::sync::Semaphore::new(if open {
+                tokio::sync::Semaphore::MAX_PERMITS
+            } else {
+                0
+            }),
+        })
+    }
+
+    fn reads(&self) -> usize {
+        self.reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl Store for GatedGets {
+    async fn put(
+        &self,
+        kind: Kind,
+        tenant: &str,
+        name: &str,
+        body: &str,
+        uses: &[String],
+    ) -> Result<PutOutcome, StoreError> {
+        self.inner.put(kind, tenant, name, body, uses).await
+    }
+
+    async fn get(
+        &self,
+        kind: Kind,
+        tenant: &str,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Option<Record>, StoreError> {
+        if kind == Kind::Key {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _pass = self.gate.acquire().await.unwrap();
+        }
+        self.inner.get(kind, tenant, name, version).await
+    }
+
+    async fn list(&self, kind: Kind, tenant: &str) -> Result<Vec<Summary>, StoreError> {
+        self.inner.list(kind, tenant).await
+    }
+
+    async fn delete(&self, kind: Kind, tenant: &str, name: &str) -> Result<bool, StoreError> {
+        self.inner.delete(kind, tenant, name).await
+    }
+
+    async fn snapshot(&self) -> Result<Vec<Record>, StoreError> {
+        self.inner.snapshot().await
+    }
+
+    fn changes(&self) -> broadcast::Receiver<Change> {
+        self.inner.changes()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+}
+
+/// A well-formed token for a key that does not exist.
+fn bogus(i: usize) -> String {
+    format!("ak1.{TENANT}.{i:016x}.{}", "A".repeat(43))
+}
+
+/// Repeating a made-up (or revoked) key must not cost a store read each time.
+#[tokio::test]
+async fn an_unknown_id_is_read_from_the_store_once() {
+    let store = GatedGets::new(true);
+    let keys = Keys::new(store.clone());
+    for _ in 0..3 {
+        assert_eq!(
+            keys.authenticate(&bogus(7), now()).await,
+            Err(AuthError::Invalid)
+        );
+    }
+    assert_eq!(store.reads(), 1);
+    // A revoked key is as unknown as a made-up one after its first miss.
+    let key = keys.create(TENANT, Role::Client, None, None).await.unwrap();
+    keys.revoke(TENANT, &key.info.id).await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            keys.authenticate(&key.token, now()).await,
+            Err(AuthError::Invalid)
+        );
+    }
+    assert_eq!(store.reads(), 2);
+    // A real key made by another instance is read (and then cached) as before.
+    let other = Keys::new(store.clone());
+    let fresh = other
+        .create(TENANT, Role::Client, None, None)
+        .await
+        .unwrap();
+    assert!(keys.authenticate(&fresh.token, now()).await.is_ok());
+    assert!(keys.authenticate(&fresh.token, now()).await.is_ok());
+    assert_eq!(store.reads(), 3);
+}
+
+/// A flood of made-up ids reaches the store a bounded number at a time: beyond that an
+/// uncached id is answered "unavailable" without a read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_reads_for_unknown_ids_are_bounded() {
+    let store = GatedGets::new(false);
+    let keys = Arc::new(Keys::new(store.clone()));
+    let waiting: Vec<_> = (0..32)
+        .map(|i| {
+            let keys = keys.clone();
+            tokio::spawn(async move { keys.authenticate(&bogus(i), now()).await })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.reads() < 32 {
+        assert!(
+            Instant::now() < deadline,
+            "only {} reads started",
+            store.reads()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(matches!(
+        keys.authenticate(&bogus(99), now()).await,
+        Err(AuthError::Unavailable(_))
+    ));
+    assert_eq!(store.reads(), 32, "the refused one did not read");
+    store.gate.add_permits(64);
+    for w in waiting {
+        assert_eq!(w.await.unwrap(), Err(AuthError::Invalid));
+    }
+}
