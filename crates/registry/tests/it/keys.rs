@@ -4,6 +4,8 @@
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::SeqCst;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -374,17 +376,66 @@ pub(crate) async fn the_registry_ignores_keys(store: Arc<dyn Store>) {
     assert_eq!(keys.warm().await.unwrap(), 2);
 }
 
-/// A store whose `get` of a key, once armed, reads the record and then waits for a signal
-/// before answering: a read in flight while something else happens.
-struct SlowGets {
+/// Regression: a cache miss that read a key just before it was revoked must not cache it
+/// after the revocation, which would bring the key back on this instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_in_flight_does_not_undo_a_revocation() {
+    let slow = KeyReads::new(0);
+    let creator = Keys::new(slow.clone());
+    let key = creator
+        .create(TENANT, Role::Admin, None, None)
+        .await
+        .unwrap();
+
+    let keys = Arc::new(Keys::new(slow.clone()));
+    slow.hold.store(1, SeqCst);
+    let in_flight = tokio::spawn({
+        let (keys, token) = (keys.clone(), key.token.clone());
+        async move { keys.authenticate(&token, now()).await }
+    });
+    slow.read.notified().await;
+    // The miss has read the record; revoke before it answers.
+    keys.revoke(TENANT, &key.info.id).await.unwrap();
+    slow.gate.add_permits(1);
+    // That request began before the revocation and may pass; nothing after it may.
+    assert!(in_flight.await.unwrap().is_ok());
+    assert!(keys.is_empty());
+    assert_eq!(
+        keys.authenticate(&key.token, now()).await,
+        Err(AuthError::Invalid)
+    );
+}
+
+/// A store that counts its reads of keys and can hold reads in flight: each of the next
+/// `hold` reads fetches the record, signals `read`, then waits for a permit of `gate` before
+/// answering (a read in flight while something else happens).
+struct KeyReads {
     inner: Arc<dyn Store>,
-    armed: std::sync::atomic::AtomicBool,
+    reads: AtomicUsize,
+    hold: AtomicUsize,
     read: Notify,
-    release: Notify,
+    gate: tokio::sync::Semaphore,
+}
+
+impl KeyReads {
+    /// A fresh embedded store whose next `hold` key reads are held.
+    fn new(hold: usize) -> Arc<Self> {
+        Arc::new(Self {
+            inner: crate::embedded::fresh(),
+            reads: AtomicUsize::new(0),
+            hold: AtomicUsize::new(hold),
+            read: Notify::new(),
+            gate: tokio::sync::Semaphore::new(0),
+        })
+    }
+
+    fn reads(&self) -> usize {
+        self.reads.load(SeqCst)
+    }
 }
 
 #[async_trait]
-impl Store for SlowGets {
+impl Store for KeyReads {
     async fn put(
         &self,
         kind: Kind,
@@ -404,119 +455,18 @@ impl Store for SlowGets {
         version: Option<u32>,
     ) -> Result<Option<Record>, StoreError> {
         let got = self.inner.get(kind, tenant, name, version).await;
-        if kind == Kind::Key && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            self.read.notify_one();
-            self.release.notified().await;
+        if kind == Kind::Key {
+            self.reads.fetch_add(1, SeqCst);
+            if self
+                .hold
+                .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                self.read.notify_one();
+                self.gate.acquire().await.unwrap().forget();
+            }
         }
         got
-    }
-
-    async fn list(&self, kind: Kind, tenant: &str) -> Result<Vec<Summary>, StoreError> {
-        self.inner.list(kind, tenant).await
-    }
-
-    async fn delete(&self, kind: Kind, tenant: &str, name: &str) -> Result<bool, StoreError> {
-        self.inner.delete(kind, tenant, name).await
-    }
-
-    async fn snapshot(&self) -> Result<Vec<Record>, StoreError> {
-        self.inner.snapshot().await
-    }
-
-    fn changes(&self) -> broadcast::Receiver<Change> {
-        self.inner.changes()
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
-    }
-}
-
-/// Regression: a cache miss that read a key just before it was revoked must not cache it
-/// after the revocation, which would bring the key back on this instance.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_load_in_flight_does_not_undo_a_revocation() {
-    let slow = Arc::new(SlowGets {
-        inner: crate::embedded::fresh(),
-        armed: false.into(),
-        read: Notify::new(),
-        release: Notify::new(),
-    });
-    let creator = Keys::new(slow.clone());
-    let key = creator
-        .create(TENANT, Role::Admin, None, None)
-        .await
-        .unwrap();
-
-    let keys = Arc::new(Keys::new(slow.clone()));
-    slow.armed.store(true, std::sync::atomic::Ordering::SeqCst);
-    let in_flight = tokio::spawn({
-        let (keys, token) = (keys.clone(), key.token.clone());
-        async move { keys.authenticate(&token, now()).await }
-    });
-    slow.read.notified().await;
-    // The miss has read the record; revoke before it answers.
-    keys.revoke(TENANT, &key.info.id).await.unwrap();
-    slow.release.notify_one();
-    // That request began before the revocation and may pass; nothing after it may.
-    assert!(in_flight.await.unwrap().is_ok());
-    assert!(keys.is_empty());
-    assert_eq!(
-        keys.authenticate(&key.token, now()).await,
-        Err(AuthError::Invalid)
-    );
-}
-
-/// A store that counts reads of keys and makes each one wait for a permit of `gate`.
-struct GatedGets {
-    inner: Arc<dyn Store>,
-    reads: std::sync::atomic::AtomicUsize,
-    gate: tokio::sync::Semaphore,
-}
-
-impl GatedGets {
-    fn new(open: bool) -> Arc<Self> {
-        Arc::new(Self {
-            inner: crate::embedded::fresh(),
-            reads: 0.into(),
-            gate: tokio::sync::Semaphore::new(if open {
-                tokio::sync::Semaphore::MAX_PERMITS
-            } else {
-                0
-            }),
-        })
-    }
-
-    fn reads(&self) -> usize {
-        self.reads.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-#[async_trait]
-impl Store for GatedGets {
-    async fn put(
-        &self,
-        kind: Kind,
-        tenant: &str,
-        name: &str,
-        body: &str,
-        uses: &[String],
-    ) -> Result<PutOutcome, StoreError> {
-        self.inner.put(kind, tenant, name, body, uses).await
-    }
-
-    async fn get(
-        &self,
-        kind: Kind,
-        tenant: &str,
-        name: &str,
-        version: Option<u32>,
-    ) -> Result<Option<Record>, StoreError> {
-        if kind == Kind::Key {
-            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let _pass = self.gate.acquire().await.unwrap();
-        }
-        self.inner.get(kind, tenant, name, version).await
     }
 
     async fn list(&self, kind: Kind, tenant: &str) -> Result<Vec<Summary>, StoreError> {
@@ -548,7 +498,7 @@ fn bogus(i: usize) -> String {
 /// Repeating a made-up (or revoked) key must not cost a store read each time.
 #[tokio::test]
 async fn an_unknown_id_is_read_from_the_store_once() {
-    let store = GatedGets::new(true);
+    let store = KeyReads::new(0);
     let keys = Keys::new(store.clone());
     for _ in 0..3 {
         assert_eq!(
@@ -582,7 +532,7 @@ async fn an_unknown_id_is_read_from_the_store_once() {
 /// uncached id is answered "unavailable" without a read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_reads_for_unknown_ids_are_bounded() {
-    let store = GatedGets::new(false);
+    let store = KeyReads::new(usize::MAX);
     let keys = Arc::new(Keys::new(store.clone()));
     let waiting: Vec<_> = (0..32)
         .map(|i| {
