@@ -58,6 +58,7 @@ impl Workload {
         let input = schema(INPUT_SCHEMA);
         let output = schema(OUTPUT_SCHEMA);
         let transform = Transform::compile(TRANSFORM, OutputMode::One).expect("transform compiles");
+        assert!(transform.is_direct(), "the trade transform left the direct evaluator");
         let result = transform
             .run(&doc, limits.transform_timeout)
             .expect("transform runs");
@@ -148,8 +149,18 @@ fn benches(c: &mut Criterion) {
                 .unwrap()
         })
     });
-    // The conversions at the edges of a run, measured apart to show what the jq program
-    // itself costs.
+    // The same program with jaq evaluating it, as every run did before the direct evaluator:
+    // the reference for `transform_run` (which takes the direct evaluator for this program).
+    let jaq_only = w.transform.clone().jaq_only();
+    g.bench_function("transform_run_jaq", |b| {
+        b.iter(|| {
+            jaq_only
+                .run(black_box(&w.doc), w.limits.transform_timeout)
+                .unwrap()
+        })
+    });
+    // The conversions at the edges of a jaq run, measured apart to show what the jq program
+    // itself costs there.
     g.bench_function("to_val_input", |b| b.iter(|| to_val(black_box(&w.doc))));
     let result_val = to_val(&w.result);
     g.bench_function("from_val_result", |b| {

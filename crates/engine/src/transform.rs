@@ -5,6 +5,10 @@
 //! value ([`OutputMode::One`], the default; zero or several is an error naming the count), or
 //! every output is collected into an array ([`OutputMode::Collect`]).
 //!
+//! Most transforms reshape documents with paths, object construction, `//`, bindings and
+//! arithmetic; those run on [`direct`], an evaluator over the engine's own values that leaves
+//! everything else, every error included, to jaq (see that module for why and how).
+//!
 //! Containment: a run has a wall-clock budget and a stack reserve (`jqval::budget`); a program
 //! that exceeds either stops with [`TransformError::Timeout`] or
 //! [`TransformError::TooDeep`] and the thread is free for the next document.
@@ -21,6 +25,8 @@ use jqval::{Num, Val, budget};
 use serde_json::{Map, Number};
 
 use crate::Value;
+
+mod direct;
 
 type Filter = jaq_core::Filter<Budgeted>;
 
@@ -74,6 +80,8 @@ impl FromStr for OutputMode {
 #[derive(Clone)]
 pub struct Transform {
     filter: Arc<Filter>,
+    /// The same program for the direct evaluator, when it stays inside what that runs.
+    direct: Option<Arc<direct::Program>>,
     source: Arc<str>,
     mode: OutputMode,
 }
@@ -83,6 +91,7 @@ impl std::fmt::Debug for Transform {
         f.debug_struct("Transform")
             .field("source", &self.source)
             .field("mode", &self.mode)
+            .field("direct", &self.direct.is_some())
             .finish()
     }
 }
@@ -152,11 +161,29 @@ impl Transform {
                 column: 1,
             })
         })?;
+        // Only a program jaq accepted gets here, so the direct evaluator never decides what
+        // compiles; a panic in it would be a bug, and leaves the program to jaq.
+        let direct = std::panic::catch_unwind(|| direct::Program::compile(code))
+            .ok()
+            .flatten();
         Ok(Self {
             filter: Arc::new(filter),
+            direct: direct.map(Arc::new),
             source: code.into(),
             mode,
         })
+    }
+
+    /// Whether runs take the direct evaluator (else jaq runs every document).
+    pub fn is_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// The same program with every run left to jaq: the reference the direct evaluator is
+    /// compared with in tests and benchmarks.
+    pub fn jaq_only(mut self) -> Self {
+        self.direct = None;
+        self
     }
 
     /// The program text.
@@ -172,6 +199,19 @@ impl Transform {
     /// Runs the program on `input` within `timeout`.
     pub fn run(&self, input: &Value, timeout: Duration) -> Result<Value, TransformError> {
         let deadline = Instant::now() + timeout;
+        if let Some(direct) = &self.direct {
+            match direct.run(input, deadline) {
+                Ok(outputs) => match (self.mode, <[Value; 1]>::try_from(outputs)) {
+                    (OutputMode::One, Ok([one])) => return Ok(one),
+                    (OutputMode::Collect, Ok(one)) => return Ok(Value::Array(one.into())),
+                    (OutputMode::Collect, Err(all)) => return Ok(Value::Array(all)),
+                    // The count error is jaq's to report.
+                    (OutputMode::One, Err(_)) => {}
+                },
+                Err(direct::Stop::Timeout) => return Err(TransformError::Timeout(timeout)),
+                Err(direct::Stop::Fallback) => {}
+            }
+        }
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             budget::with_budget(deadline, || self.run_unbudgeted(input))
         }));

@@ -1,0 +1,805 @@
+//! A direct evaluator for the plain part of jq that document transforms are mostly made of,
+//! run in place of jaq when a program stays inside it.
+//!
+//! Why it exists: jaq evaluates every term as a boxed iterator over its own value type, so a
+//! transform first converts the whole document to `jqval::Val`, then allocates about a
+//! thousand times for one 700-byte trade, then converts the result back (see
+//! `docs/benchmarks.md`, "Where the time goes"). Reshaping a document (paths, object and array
+//! construction, `//`, `as` bindings, arithmetic, a few builtins) needs none of that. This
+//! module walks jaq's own parse tree (`jaq_core::load::parse::Term`, so the grammar is jaq's)
+//! over the engine's `Value`, borrowing from the input instead of copying it. No crate offers
+//! this: jaq has no evaluator over borrowed `serde_json` values, and the other jq
+//! implementations in Rust are either jaq or bindings to C jq with float numbers.
+//!
+//! Correctness rests on three rules:
+//! - **jaq stays the reference.** [`Program::compile`] accepts only terms listed in [`Node`];
+//!   anything else (definitions, `reduce`, `try`, string interpolation, assignment, other
+//!   builtins, ...) leaves the whole program to jaq.
+//! - **Only successes are answered here.** Whenever a run meets an error, or a case this module
+//!   does not reproduce exactly, it returns [`Stop::Fallback`] and the caller runs jaq on the
+//!   same document from the start. Programs have no side effects, so the rerun is safe, and every
+//!   error a client sees is jaq's, with jaq's message.
+//! - **Values are jaq's where they are computed.** Arithmetic, comparison, ordering, string
+//!   conversion and number parsing go through `jqval` (the same `Val` operations jaq calls), so a
+//!   number computed here has the digits jaq would give it. The differential tests in
+//!   `tests/it/direct.rs` run every supported construct through both evaluators.
+//!
+//! A run counts its steps and reads the clock every [`CLOCK_EVERY`] of them, so a program that
+//! multiplies its outputs (`[.[] as $a | .[] as $b | .[] | [$a, $b]]`) still ends at the
+//! caller's deadline.
+
+use std::borrow::Cow;
+use std::time::Instant;
+
+use jaq_core::ValT;
+use jaq_core::load::lex::StrPart;
+use jaq_core::load::parse::{BinaryOp, Pattern, Term};
+use jaq_core::ops::{Cmp, Math};
+use jaq_core::path::{Opt, Part};
+use jqval::Val;
+use serde_json::Map;
+
+use super::{from_val, to_val};
+use crate::Value;
+
+/// How deeply a program's terms may nest before it is left to jaq (the evaluator recurses on
+/// the program, never on the data).
+const MAX_DEPTH: usize = 64;
+/// How often (in steps, a power of two) a run reads the clock.
+const CLOCK_EVERY: u32 = 1024;
+
+static NULL: Value = Value::Null;
+
+/// A program this module can run, compiled from jaq's parse tree.
+#[derive(Debug)]
+pub(crate) struct Program {
+    root: Node,
+}
+
+/// Why a run did not produce its outputs.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// Something this module leaves to jaq; run jaq on the same input.
+    Fallback,
+    /// The deadline passed.
+    Timeout,
+}
+
+/// The terms the evaluator runs. Each mirrors what jaq compiles the same syntax to.
+#[derive(Debug)]
+enum Node {
+    /// `.`
+    Id,
+    /// A literal, or `null`, `true`, `false`: computed once at compile time.
+    Const(Value),
+    /// `[f]`, or `[]` when `None`.
+    Arr(Option<Box<Node>>),
+    /// `{k: f, ...}` with constant keys; each value must yield exactly one output.
+    Obj(Vec<(String, Node)>),
+    /// `-f`
+    Neg(Box<Node>),
+    /// `l | r`, or `l as $x | r`.
+    Pipe(Box<Node>, Option<String>, Box<Node>),
+    /// `l, r`
+    Comma(Box<Node>, Box<Node>),
+    /// `l // r`
+    Alt(Box<Node>, Box<Node>),
+    /// `l and r` (`stop` false) or `l or r` (`stop` true).
+    Logic(Box<Node>, bool, Box<Node>),
+    /// `l + r`, ...
+    Math(Box<Node>, Math, Box<Node>),
+    /// `l == r`, ...
+    Cmp(Box<Node>, Cmp, Box<Node>),
+    /// `if c then t else e end`
+    If(Box<Node>, Box<Node>, Box<Node>),
+    /// `$x`
+    Var(String),
+    /// `f.a[0][]?`
+    Path(Box<Node>, Vec<(Step, Opt)>),
+    /// `empty`
+    Empty,
+    /// A builtin of no arguments.
+    Builtin(Builtin),
+}
+
+/// One part of a path.
+#[derive(Debug)]
+enum Step {
+    /// `.a`, `."a"`, `.["a"]`
+    Key(String),
+    /// `.[0]` (non-negative literal)
+    Index(usize),
+    /// `.[]`
+    Iter,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Builtin {
+    Not,
+    Length,
+    AsciiUpcase,
+    AsciiDowncase,
+    ToNumber,
+    ToString,
+    Sort,
+    Add,
+    Type,
+}
+
+impl Program {
+    /// Compiles `code` if every term of it is one this module runs; `None` leaves it to jaq.
+    /// `code` must already compile with jaq (the caller compiles it there first).
+    pub(crate) fn compile(code: &str) -> Option<Self> {
+        let term = jaq_core::load::parse(code, |p| p.term())?;
+        let mut scope = Vec::new();
+        let root = node(&term, &mut scope, 0)?;
+        Some(Self { root })
+    }
+
+    /// Runs the program on `input`; the outputs in jaq's order.
+    pub(crate) fn run(&self, input: &Value, deadline: Instant) -> Result<Vec<Value>, Stop> {
+        let mut run = Run {
+            vars: Vec::new(),
+            steps: 0,
+            deadline,
+        };
+        let mut out = Vec::with_capacity(1);
+        run.eval(&self.root, &Cow::Borrowed(input), &mut out)?;
+        Ok(out.into_iter().map(Cow::into_owned).collect())
+    }
+}
+
+/// Translates one parse term, or `None` if any part of it is not supported.
+fn node(t: &Term<&str>, scope: &mut Vec<String>, depth: usize) -> Option<Node> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    let sub = |t: &Term<&str>, scope: &mut Vec<String>| node(t, scope, depth + 1).map(Box::new);
+    Some(match t {
+        Term::Id => Node::Id,
+        Term::Num(n) => Node::Const(literal_number(n)?),
+        Term::Str(None, parts) => Node::Const(Value::String(literal_string(parts)?)),
+        Term::Arr(None) => Node::Arr(None),
+        Term::Arr(Some(f)) => Node::Arr(Some(sub(f, scope)?)),
+        Term::Obj(entries) => {
+            let mut fields = Vec::with_capacity(entries.len());
+            for (k, v) in entries {
+                let field = match (k, v) {
+                    // `{$x}` is `{x: $x}`
+                    (Term::Var(x), None) => {
+                        let name = x.strip_prefix('$')?;
+                        (name.to_owned(), *sub(k, scope)?)
+                    }
+                    (Term::Str(None, parts), v) => {
+                        let key = literal_string(parts)?;
+                        let value = match v {
+                            Some(v) => *sub(v, scope)?,
+                            // `{a}` is `{a: .a}`
+                            None => Node::Path(
+                                Box::new(Node::Id),
+                                vec![(Step::Key(key.clone()), Opt::Essential)],
+                            ),
+                        };
+                        (key, value)
+                    }
+                    _ => return None,
+                };
+                fields.push(field);
+            }
+            Node::Obj(fields)
+        }
+        Term::Neg(f) => Node::Neg(sub(f, scope)?),
+        Term::BinOp(l, op, r) => {
+            let l = sub(l, scope)?;
+            match op {
+                BinaryOp::Pipe(None) => Node::Pipe(l, None, sub(r, scope)?),
+                BinaryOp::Pipe(Some(Pattern::Var(x))) => {
+                    scope.push((*x).to_owned());
+                    let r = sub(r, scope);
+                    scope.pop();
+                    Node::Pipe(l, Some((*x).to_owned()), r?)
+                }
+                BinaryOp::Comma => Node::Comma(l, sub(r, scope)?),
+                BinaryOp::Alt => Node::Alt(l, sub(r, scope)?),
+                BinaryOp::Or => Node::Logic(l, true, sub(r, scope)?),
+                BinaryOp::And => Node::Logic(l, false, sub(r, scope)?),
+                BinaryOp::Math(op) => Node::Math(l, *op, sub(r, scope)?),
+                BinaryOp::Cmp(op) => Node::Cmp(l, *op, sub(r, scope)?),
+                _ => return None,
+            }
+        }
+        Term::IfThenElse(branches, otherwise) => {
+            let mut rest = match otherwise {
+                Some(e) => *sub(e, scope)?,
+                None => Node::Id,
+            };
+            for (cond, then) in branches.iter().rev() {
+                rest = Node::If(sub(cond, scope)?, sub(then, scope)?, Box::new(rest));
+            }
+            rest
+        }
+        Term::Var(x) if scope.iter().any(|s| s == x) => Node::Var((*x).to_owned()),
+        Term::Path(head, path) => {
+            let head = sub(head, scope)?;
+            let steps = path
+                .0
+                .iter()
+                .map(|(part, opt)| Some((step(part)?, *opt)))
+                .collect::<Option<Vec<_>>>()?;
+            Node::Path(head, steps)
+        }
+        Term::Call(name, args) => call(name, args, scope, depth)?,
+        _ => return None,
+    })
+}
+
+/// The builtins of jq's prelude this module reproduces, by name and arity. Programs cannot
+/// redefine them here: a program with a `def` is left to jaq.
+fn call(name: &str, args: &[Term<&str>], scope: &mut Vec<String>, depth: usize) -> Option<Node> {
+    let builtin = |b| Some(Node::Builtin(b));
+    match (name, args) {
+        ("empty", []) => Some(Node::Empty),
+        ("null", []) => Some(Node::Const(Value::Null)),
+        ("true", []) => Some(Node::Const(Value::Bool(true))),
+        ("false", []) => Some(Node::Const(Value::Bool(false))),
+        ("not", []) => builtin(Builtin::Not),
+        ("length", []) => builtin(Builtin::Length),
+        ("ascii_upcase", []) => builtin(Builtin::AsciiUpcase),
+        ("ascii_downcase", []) => builtin(Builtin::AsciiDowncase),
+        ("tonumber", []) => builtin(Builtin::ToNumber),
+        ("tostring", []) => builtin(Builtin::ToString),
+        ("sort", []) => builtin(Builtin::Sort),
+        ("add", []) => builtin(Builtin::Add),
+        ("type", []) => builtin(Builtin::Type),
+        // jq's definitions: `def map(f): [.[] | f];`, `def select(f): if f then . else empty end;`
+        ("map", [f]) => {
+            let f = node(f, scope, depth + 1)?;
+            let each = Node::Path(Box::new(Node::Id), vec![(Step::Iter, Opt::Essential)]);
+            Some(Node::Arr(Some(Box::new(Node::Pipe(
+                Box::new(each),
+                None,
+                Box::new(f),
+            )))))
+        }
+        ("select", [f]) => Some(Node::If(
+            Box::new(node(f, scope, depth + 1)?),
+            Box::new(Node::Id),
+            Box::new(Node::Empty),
+        )),
+        _ => None,
+    }
+}
+
+fn step(part: &Part<Term<&str>>) -> Option<Step> {
+    match part {
+        Part::Index(Term::Str(None, parts)) => Some(Step::Key(literal_string(parts)?)),
+        // jaq compiles integer literals to `isize`; negative indices (`Neg`) are left to jaq.
+        Part::Index(Term::Num(n)) => n.parse::<usize>().ok().map(Step::Index),
+        Part::Range(None, None) => Some(Step::Iter),
+        _ => None,
+    }
+}
+
+/// A number literal as jaq makes it: an integer if it fits `isize`, else jqval's decimal.
+fn literal_number(n: &str) -> Option<Value> {
+    let v = match n.parse::<isize>() {
+        Ok(i) => Val::from(i),
+        Err(_) => Val::from_num(n).ok()?,
+    };
+    from_val(&v).ok()
+}
+
+/// A string literal without interpolation or format.
+fn literal_string(parts: &[StrPart<&str, Term<&str>>]) -> Option<String> {
+    let mut s = String::new();
+    for part in parts {
+        match part {
+            StrPart::Str(text) => s.push_str(text),
+            StrPart::Char(c) => s.push(*c),
+            StrPart::Term(_) => return None,
+        }
+    }
+    Some(s)
+}
+
+type V<'a> = Cow<'a, Value>;
+
+struct Run<'a> {
+    vars: Vec<(&'a str, V<'a>)>,
+    steps: u32,
+    deadline: Instant,
+}
+
+impl<'a> Run<'a> {
+    fn tick(&mut self) -> Result<(), Stop> {
+        self.steps = self.steps.wrapping_add(1);
+        if self.steps.is_multiple_of(CLOCK_EVERY) && Instant::now() >= self.deadline {
+            return Err(Stop::Timeout);
+        }
+        Ok(())
+    }
+
+    /// Evaluates `node` on `input`, appending its outputs to `out`.
+    fn eval(&mut self, node: &'a Node, input: &V<'a>, out: &mut Vec<V<'a>>) -> Result<(), Stop> {
+        self.tick()?;
+        match node {
+            Node::Id => out.push(input.clone()),
+            Node::Const(c) => out.push(Cow::Borrowed(c)),
+            Node::Empty => {}
+            Node::Arr(None) => out.push(Cow::Owned(Value::Array(Vec::new()))),
+            Node::Arr(Some(f)) => {
+                let mut items = Vec::new();
+                self.eval(f, input, &mut items)?;
+                let items = items.into_iter().map(Cow::into_owned).collect();
+                out.push(Cow::Owned(Value::Array(items)));
+            }
+            Node::Obj(fields) => {
+                let mut map = Map::with_capacity(fields.len());
+                for (key, f) in fields {
+                    let value = self.one(f, input)?;
+                    map.insert(key.clone(), value.into_owned());
+                }
+                out.push(Cow::Owned(Value::Object(map)));
+            }
+            Node::Neg(f) => {
+                for x in self.all(f, input)? {
+                    out.push(Cow::Owned(computed(-to_val(&x))?));
+                }
+            }
+            Node::Pipe(l, None, r) => {
+                for y in self.all(l, input)? {
+                    self.eval(r, &y, out)?;
+                }
+            }
+            Node::Pipe(l, Some(x), r) => {
+                for y in self.all(l, input)? {
+                    self.vars.push((x, y));
+                    let result = self.eval(r, input, out);
+                    self.vars.pop();
+                    result?;
+                }
+            }
+            Node::Comma(l, r) => {
+                self.eval(l, input, out)?;
+                self.eval(r, input, out)?;
+            }
+            Node::Alt(l, r) => {
+                let before = out.len();
+                for y in self.all(l, input)? {
+                    if truthy(&y) {
+                        out.push(y);
+                    }
+                }
+                if out.len() == before {
+                    self.eval(r, input, out)?;
+                }
+            }
+            Node::Logic(l, stop, r) => {
+                for x in self.all(l, input)? {
+                    if truthy(&x) == *stop {
+                        out.push(Cow::Owned(Value::Bool(*stop)));
+                    } else {
+                        for y in self.all(r, input)? {
+                            out.push(Cow::Owned(Value::Bool(truthy(&y))));
+                        }
+                    }
+                }
+            }
+            Node::Math(l, op, r) => {
+                // jaq's order: for each output of `l`, every output of `r`.
+                let ls = self.all(l, input)?;
+                let rs = self.all(r, input)?;
+                for x in &ls {
+                    for y in &rs {
+                        out.push(Cow::Owned(computed(op.run(to_val(x), to_val(y)))?));
+                    }
+                }
+            }
+            Node::Cmp(l, op, r) => {
+                let ls = self.all(l, input)?;
+                let rs = self.all(r, input)?;
+                for x in &ls {
+                    for y in &rs {
+                        let holds = op.run(&to_val(x), &to_val(y));
+                        out.push(Cow::Owned(Value::Bool(holds)));
+                    }
+                }
+            }
+            Node::If(cond, then, otherwise) => {
+                for c in self.all(cond, input)? {
+                    let branch = if truthy(&c) { then } else { otherwise };
+                    self.eval(branch, input, out)?;
+                }
+            }
+            Node::Var(x) => {
+                let (_, v) = self
+                    .vars
+                    .iter()
+                    .rev()
+                    .find(|(name, _)| name == x)
+                    .ok_or(Stop::Fallback)?;
+                out.push(v.clone());
+            }
+            Node::Path(head, steps) => {
+                let mut current = self.all(head, input)?;
+                for (step, opt) in steps {
+                    let mut next = Vec::with_capacity(current.len());
+                    for v in current {
+                        self.tick()?;
+                        if !apply(step, v, &mut next) && matches!(opt, Opt::Essential) {
+                            return Err(Stop::Fallback);
+                        }
+                    }
+                    current = next;
+                }
+                out.append(&mut current);
+            }
+            Node::Builtin(b) => out.push(Cow::Owned(builtin(*b, input)?)),
+        }
+        Ok(())
+    }
+
+    fn all(&mut self, node: &'a Node, input: &V<'a>) -> Result<Vec<V<'a>>, Stop> {
+        let mut out = Vec::new();
+        self.eval(node, input, &mut out)?;
+        Ok(out)
+    }
+
+    /// The single output of `node`; zero or several are left to jaq.
+    fn one(&mut self, node: &'a Node, input: &V<'a>) -> Result<V<'a>, Stop> {
+        let mut out = self.all(node, input)?;
+        match out.len() {
+            1 => Ok(out.pop().unwrap_or(Cow::Borrowed(&NULL))),
+            _ => Err(Stop::Fallback),
+        }
+    }
+}
+
+/// Applies one path step to `v`, appending what it yields; `false` if `v` cannot take it.
+fn apply<'a>(step: &Step, v: V<'a>, out: &mut Vec<V<'a>>) -> bool {
+    match (step, v) {
+        (Step::Key(k), Cow::Borrowed(Value::Object(m))) => {
+            out.push(Cow::Borrowed(m.get(k).unwrap_or(&NULL)));
+        }
+        (Step::Key(k), Cow::Owned(Value::Object(m))) => {
+            out.push(Cow::Owned(m.get(k).cloned().unwrap_or(Value::Null)));
+        }
+        (Step::Index(i), Cow::Borrowed(Value::Array(a))) => {
+            out.push(Cow::Borrowed(a.get(*i).unwrap_or(&NULL)));
+        }
+        (Step::Index(i), Cow::Owned(Value::Array(a))) => {
+            out.push(Cow::Owned(a.get(*i).cloned().unwrap_or(Value::Null)));
+        }
+        // jaq: indexing `null` with anything yields `null`.
+        (Step::Key(_) | Step::Index(_), v) if v.is_null() => out.push(Cow::Borrowed(&NULL)),
+        (Step::Iter, Cow::Borrowed(Value::Array(a))) => out.extend(a.iter().map(Cow::Borrowed)),
+        (Step::Iter, Cow::Borrowed(Value::Object(m))) => out.extend(m.values().map(Cow::Borrowed)),
+        (Step::Iter, Cow::Owned(Value::Array(a))) => out.extend(a.into_iter().map(Cow::Owned)),
+        (Step::Iter, Cow::Owned(Value::Object(m))) => {
+            out.extend(m.into_iter().map(|(_, v)| Cow::Owned(v)));
+        }
+        _ => return false,
+    }
+    true
+}
+
+fn builtin(b: Builtin, input: &Value) -> Result<Value, Stop> {
+    Ok(match (b, input) {
+        (Builtin::Not, v) => Value::Bool(!truthy(v)),
+        (Builtin::Length, Value::Null) => Value::from(0),
+        (Builtin::Length, Value::Array(a)) => Value::from(a.len()),
+        (Builtin::Length, Value::Object(m)) => Value::from(m.len()),
+        (Builtin::AsciiUpcase, Value::String(s)) => Value::String(s.to_ascii_uppercase()),
+        (Builtin::AsciiDowncase, Value::String(s)) => Value::String(s.to_ascii_lowercase()),
+        (Builtin::ToNumber, Value::Number(_)) => input.clone(),
+        // jqval: `tonumber` on a string is `fromjson` checked to be a number.
+        (Builtin::ToNumber, Value::String(s)) => {
+            let mut vals = jqval::read::parse_many(s.as_bytes());
+            match (vals.next(), vals.next()) {
+                (Some(Ok(n @ Val::Num(_))), None) => computed(Ok(n))?,
+                _ => return Err(Stop::Fallback),
+            }
+        }
+        (Builtin::ToString, Value::String(_)) => input.clone(),
+        (Builtin::ToString, v) => computed(Ok(to_val(v).into_string()))?,
+        (Builtin::Sort, Value::Array(a)) => {
+            // jaq sorts `Val`s with a stable sort; sort the same keys, keep the originals.
+            let mut keyed: Vec<(Val, &Value)> = a.iter().map(|v| (to_val(v), v)).collect();
+            keyed.sort_by(|x, y| x.0.cmp(&y.0));
+            Value::Array(keyed.into_iter().map(|(_, v)| v.clone()).collect())
+        }
+        // jq: `def add: reduce .[] as $x (null; . + $x);`
+        (Builtin::Add, Value::Array(_) | Value::Object(_)) => {
+            let items: Box<dyn Iterator<Item = &Value>> = match input {
+                Value::Array(a) => Box::new(a.iter()),
+                Value::Object(m) => Box::new(m.values()),
+                _ => return Err(Stop::Fallback),
+            };
+            let mut sum = Val::Null;
+            for x in items {
+                sum = (sum + to_val(x)).map_err(|_| Stop::Fallback)?;
+            }
+            computed(Ok(sum))?
+        }
+        (Builtin::Type, v) => Value::String(
+            match v {
+                Value::Null => "null",
+                Value::Bool(_) => "boolean",
+                Value::Number(_) => "number",
+                Value::String(_) => "string",
+                Value::Array(_) => "array",
+                Value::Object(_) => "object",
+            }
+            .to_owned(),
+        ),
+        _ => return Err(Stop::Fallback),
+    })
+}
+
+/// A value jqval computed, as a document; any error is jaq's to report.
+fn computed(v: Result<Val, jaq_core::Error<Val>>) -> Result<Value, Stop> {
+    v.ok().and_then(|v| from_val(&v).ok()).ok_or(Stop::Fallback)
+}
+
+/// jq's truth: everything but `null` and `false`.
+fn truthy(v: &Value) -> bool {
+    !matches!(v, Value::Null | Value::Bool(false))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Differential tests: every program below runs on every document through this module and
+    //! through jaq, and wherever this module answers, jaq must give the same outputs, byte for
+    //! byte once written as JSON. The lists are the module's contract: each supported construct
+    //! with the inputs that make it take each of its branches.
+
+    use std::time::Duration;
+
+    use super::*;
+    use crate::transform::{OutputMode, Transform};
+
+    const TRADE: &str = include_str!("../../../../examples/trade/trade.json");
+    const TRADE_JQ: &str = include_str!("../../../../examples/trade/transform.jq");
+
+    const DOCS: &[&str] = &[
+        "null",
+        "true",
+        "false",
+        "0",
+        "-12.50",
+        "1e400",
+        "9007199254740993",
+        "123456789012345678901234567890.000000000000000000001",
+        r#""""#,
+        r#""Straße ümlaut 𝄞""#,
+        r#""12.50""#,
+        r#"" 7 ""#,
+        r#""1 2""#,
+        r#""abc""#,
+        "[]",
+        "[3, 1, 2]",
+        r#"[1, "a", null, true, [0], {"a": 1}, 1.0, 1.00, false, "A"]"#,
+        r#"["b", "a", "B", "ä", "a"]"#,
+        r#"["x", "y"]"#,
+        "[[1, 2], [3]]",
+        "[0.1, 0.2, 0.3]",
+        r#"[{"a": 1}, {"b": 2}, {"a": 3}]"#,
+        "{}",
+        r#"{"a": 1, "b": [1, 2, {"c": "d"}], "n": null, "f": false, "s": "Hi", "x": 0.1, "y": 0.2}"#,
+        r#"{"a": {"b": {"c": 9007199254740993}}, "key with space": 1, "tags": null}"#,
+        r#"{"quantity": "1e3", "price": 1.5E+2, "fees": [], "tags": ["b", "a"]}"#,
+        r#"{"quantity": 3, "price": "oops", "fees": [{"amount": "1"}]}"#,
+        r#"{"fees": [{"amount": 1}, {"no": 2}, {"amount": 0.25}], "side": "sell"}"#,
+        r#"{"fees": {"a": {"amount": 1}}, "side": 5}"#,
+        TRADE,
+    ];
+
+    const PROGRAMS: &[&str] = &[
+        ".",
+        "1, 1.0, 1.50, 1e2, -3, 100000000000000000000, 0.1 + 0.2",
+        r#""lit", "esc\n\"\u00e9", null, true, false, [], {}"#,
+        ".a",
+        ".a.b.c",
+        r#"."key with space", .["a"], .a?"#,
+        ".b[0], .b[2].c, .b[7], .[0]",
+        ".[]",
+        ".[]?",
+        ".b[]?.c?",
+        ".fees[]?.amount",
+        "[.fees[]?.amount]",
+        "[.fees[]?.amount] | add // 0",
+        "[.[]?]",
+        "{a, n: .n, s: .s, \"q r\": 1}",
+        "{x: .a, x: .s}",
+        ". as $d | {$d}",
+        ". as $x | [$x, $x]",
+        ".a as $a | .b as $b | {a: $a, b: $b}",
+        ".a as $x | (.s as $x | $x), $x",
+        "-.a, -.x",
+        ".x + .y, .x - .y, .x * .y, .a + 1, .s + \"!\", .b + [9], .n + 1",
+        "{a: 1} + {b: 2} + {a: 3}",
+        ". * 2, . + .",
+        ". / 3",
+        ". % 2",
+        ".a == 1, .a != 1, .a < .x, .s >= \"H\", .n == null, [1] < {}",
+        ".a // 5, .n // 5, .f // 5, (.n, .a) // 6, empty // 7",
+        ".f or .a, .f and .a, .n or .f, (true, false) and (true, false)",
+        "if .a then \"yes\" elif .n then \"n\" else \"no\" end, if .f then 1 end",
+        "if (true, false) then 1 else 2 end",
+        "not, length, type",
+        "ascii_upcase, ascii_downcase",
+        "tonumber",
+        "tostring",
+        "sort",
+        "add",
+        "map(. + 1)",
+        "map(select(. != null))",
+        "[.[] | select(type == \"number\")]",
+        "select(.a == 1) | .s",
+        ".quantity | tonumber",
+        "(.quantity | tonumber) * .price",
+        "(.tags // []) | sort",
+        TRADE_JQ,
+    ];
+
+    /// jaq's outputs for `program` on `doc`, gathered as one array, or its error.
+    fn jaq(program: &str, doc: &Value) -> Result<Value, String> {
+        Transform::compile(program, OutputMode::Collect)
+            .expect("compiles with jaq")
+            .jaq_only()
+            .run(doc, Duration::from_secs(10))
+            .map_err(|e| e.to_string())
+    }
+
+    fn direct(program: &str, doc: &Value) -> Option<Result<Vec<Value>, Stop>> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        Program::compile(program).map(|p| p.run(doc, deadline))
+    }
+
+    fn text(v: &Value) -> String {
+        serde_json::to_string(v).expect("serialises")
+    }
+
+    #[test]
+    fn every_supported_program_agrees_with_jaq_on_every_document() {
+        let mut answered = 0;
+        for program in PROGRAMS {
+            for doc_text in DOCS {
+                let doc: Value = serde_json::from_str(doc_text).expect("test document parses");
+                let reference = jaq(program, &doc);
+                match direct(program, &doc) {
+                    None => panic!("{program:?} does not compile for the direct evaluator"),
+                    Some(Ok(outputs)) => {
+                        answered += 1;
+                        let ours = text(&Value::Array(outputs));
+                        let theirs = reference.as_ref().map(text);
+                        assert_eq!(
+                            Ok(&ours),
+                            theirs.as_ref(),
+                            "{program:?} on {doc_text}: direct {ours}, jaq {theirs:?}"
+                        );
+                    }
+                    Some(Err(Stop::Fallback)) => {}
+                    Some(Err(Stop::Timeout)) => panic!("{program:?} on {doc_text} timed out"),
+                }
+            }
+        }
+        // Without this the test would pass if every run fell back to jaq. Many pairs are meant
+        // to fail (`.a` on a number, `tonumber` on "abc"), so not all are answered.
+        let runs = PROGRAMS.len() * DOCS.len();
+        assert!(
+            answered * 5 > runs * 2,
+            "direct evaluator answered {answered} of {runs} runs"
+        );
+    }
+
+    #[test]
+    fn the_trade_transform_runs_directly() {
+        let doc: Value = serde_json::from_str(TRADE).expect("trade parses");
+        let outputs = direct(TRADE_JQ, &doc).expect("compiles").expect("runs");
+        assert_eq!(outputs.len(), 1);
+        let expected = jaq(TRADE_JQ, &doc).expect("jaq runs it");
+        assert_eq!(text(&Value::Array(outputs)), text(&expected));
+    }
+
+    #[test]
+    fn trade_variants_agree_with_jaq() {
+        let base: Value = serde_json::from_str(TRADE).expect("trade parses");
+        let quantities = [
+            r#""2500000.00""#,
+            r#""1e3""#,
+            r#""-0.000001""#,
+            r#""1234567890123456789.5""#,
+            r#""x""#,
+            "7",
+        ];
+        let prices = ["1.08734", "100", "1e-3", "12.5E+3", "null"];
+        let fees = [
+            "null",
+            "[]",
+            r#"[{"amount": 0.1}, {"amount": 0.2}]"#,
+            r#"[{"amount": "x"}]"#,
+            r#"{"a": {"amount": 1}}"#,
+        ];
+        let tags = ["null", "[]", r#"["b", "a", "B", "a"]"#, r#"[2, "a", 1]"#];
+        let mut runs = 0;
+        for q in quantities {
+            for p in prices {
+                for f in fees {
+                    for t in tags {
+                        let mut doc = base.clone();
+                        for (field, spelling) in
+                            [("quantity", q), ("price", p), ("fees", f), ("tags", t)]
+                        {
+                            doc[field] = serde_json::from_str(spelling).expect("variant parses");
+                        }
+                        let reference = jaq(TRADE_JQ, &doc).map(|v| text(&v));
+                        if let Some(Ok(outputs)) = direct(TRADE_JQ, &doc) {
+                            runs += 1;
+                            assert_eq!(Ok(text(&Value::Array(outputs))), reference, "on {doc}");
+                        }
+                    }
+                }
+            }
+        }
+        assert!(runs > 200, "only {runs} variants ran directly");
+    }
+
+    #[test]
+    fn other_programs_are_left_to_jaq() {
+        for program in [
+            "def f: .; f",
+            "reduce .[] as $x (0; . + $x)",
+            "try error(\"x\")",
+            "\"\\(.a)\"",
+            ".[-1]",
+            ".[1:2]",
+            ".a = 1",
+            ".a |= 1",
+            "..",
+            "$ENV",
+            "$__loc__",
+            ". as [$a] | $a",
+            "{(.a): 1}",
+            "keys",
+            "map(.)?",
+            "@base64",
+            "range(10)",
+            "input",
+            "label $out | 1",
+        ] {
+            assert!(
+                Program::compile(program).is_none(),
+                "{program:?} should be left to jaq"
+            );
+        }
+    }
+
+    #[test]
+    fn a_run_that_multiplies_its_outputs_stops_at_the_deadline() {
+        let doc = Value::Array((0..200).map(Value::from).collect());
+        let program = Program::compile("[.[] as $a | .[] as $b | .[] as $c | [$a, $b, $c]]")
+            .expect("compiles");
+        let started = Instant::now();
+        let result = program.run(&doc, started + Duration::from_millis(50));
+        assert_eq!(result.err(), Some(Stop::Timeout));
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_public_run_falls_back_to_jaq_for_errors_and_output_counts() {
+        let t = Transform::compile(".a", OutputMode::One).expect("compiles");
+        assert!(t.is_direct());
+        let err = t.run(&Value::from(1), Duration::from_secs(1)).unwrap_err();
+        assert_eq!(err.to_string(), jaq(".a", &Value::from(1)).unwrap_err());
+
+        let t = Transform::compile(".[]", OutputMode::One).expect("compiles");
+        let doc: Value = serde_json::from_str("[1, 2]").unwrap();
+        assert_eq!(
+            t.run(&doc, Duration::from_secs(1)),
+            Err(crate::transform::TransformError::OutputCount(2))
+        );
+        let t = Transform::compile(".[]", OutputMode::Collect).expect("compiles");
+        assert_eq!(text(&t.run(&doc, Duration::from_secs(1)).unwrap()), "[1,2]");
+    }
+}
