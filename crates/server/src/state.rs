@@ -1,11 +1,13 @@
 //! What every request handler shares, and the work both fronts (HTTP and gRPC) do: process a
 //! document through a registered pipeline, or validate it against a registered schema.
 //!
-//! CPU work runs on tokio's blocking pool, never on the threads that accept connections and
-//! read requests, and only while a permit of the concurrency limit is held: when every permit
-//! is taken the request is shed at once (503 / UNAVAILABLE with a retry hint) instead of
-//! queueing without bound. A panic while processing becomes an internal error for that
-//! request only.
+//! CPU work runs only while a permit of the concurrency limit is held: when every permit is
+//! taken the request is shed at once (503 / UNAVAILABLE with a retry hint) instead of queueing
+//! without bound. A small document is processed on the thread that read it, with a transform
+//! budget of [`INLINE_BUDGET`]; a large one, or one whose transform outruns that budget, goes
+//! to tokio's blocking pool, so no request holds up the threads that accept connections and
+//! read requests for longer than that. A panic while processing becomes an internal error for
+//! that request only.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +20,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::Config;
 use crate::auth::Access;
 use crate::error::ApiError;
+
+/// Documents up to this size are processed on the thread that read them (see [`inline`]);
+/// larger ones go to the blocking pool at once.
+const INLINE_MAX_BYTES: usize = 64 * 1024;
+/// How long an inline transform may run before it is stopped and redone on the blocking pool:
+/// the most a request can hold up the other connections served by the same thread.
+const INLINE_BUDGET: Duration = Duration::from_millis(2);
 
 /// Shared state of one server.
 #[derive(Clone)]
@@ -138,14 +147,12 @@ impl AppState {
         let permit = self.admit()?;
         let started = Instant::now();
         let name_owned = name.to_owned();
-        let cpu = self.cpu_slot().await?;
-        let result = tokio::task::spawn_blocking(move || {
-            let _cpu = cpu;
-            let _permit = permit;
+        let small = body.len() <= INLINE_MAX_BYTES;
+        let work = move |until: Option<Instant>| {
             let mut output = Vec::new();
             let outcome = pipeline
                 .value
-                .process_until(&body, encoding, deadline, &mut output)?;
+                .process_until(&body, encoding, until, &mut output)?;
             let version = pipeline.version;
             Ok::<_, engine::PipelineError>(match outcome {
                 Outcome::Accepted(()) => Processed::Accepted {
@@ -155,9 +162,21 @@ impl AppState {
                 },
                 Outcome::Rejected(rejection) => Processed::Rejected { rejection, version },
             })
-        })
-        .await;
-        let result = match flatten(result)? {
+        };
+        let result = match small.then(|| inline(started, &work, deadline)).flatten() {
+            Some(done) => done,
+            None => {
+                let cpu = self.cpu_slot().await?;
+                let joined = tokio::task::spawn_blocking(move || {
+                    let _cpu = cpu;
+                    let _permit = permit;
+                    work(deadline)
+                })
+                .await;
+                flatten(joined)?
+            }
+        };
+        let result = match result {
             // Stopped by the caller's deadline rather than the pipeline's own budget: the
             // caller's error, as if the answer had been cut off by the deadline itself.
             Err(e)
@@ -204,6 +223,33 @@ impl AppState {
         .await;
         flatten(result)?
     }
+}
+
+/// Runs `work` on this thread with a short budget: most documents are small and their
+/// pipeline takes microseconds, less than handing them to the blocking pool and back costs.
+/// `None` if the budget ran out before the transform finished: the run is then repeated on the
+/// pool from the start with the caller's deadline (transforms have no side effects).
+fn inline<W>(
+    started: Instant,
+    work: &W,
+    deadline: Option<Instant>,
+) -> Option<Result<Processed, ApiError>>
+where
+    W: Fn(Option<Instant>) -> Result<Processed, engine::PipelineError>,
+{
+    let budget_ends = started + INLINE_BUDGET;
+    let until = deadline.map_or(budget_ends, |d| d.min(budget_ends));
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(Some(until))));
+    Some(match run {
+        Ok(Err(e)) if e.code() == "transform_timeout" && deadline.is_none_or(|d| d > until) => {
+            return None;
+        }
+        Ok(r) => r.map_err(ApiError::from),
+        Err(_) => {
+            tracing::error!("processing panicked");
+            Err(ApiError::Internal)
+        }
+    })
 }
 
 /// A panic inside the blocking task is this request's internal error, logged with its cause.

@@ -165,6 +165,38 @@ async fn overload_is_shed_with_503_and_retry_after() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transform_longer_than_the_inline_budget_finishes_on_the_pool() {
+    let s = start(RawSettings::default()).await;
+    let client = reqwest::Client::new();
+    // Far more than the 2 ms a small document may take on the thread that read it.
+    register_slow(&client, s.addr, 2_000_000).await;
+    let started = std::time::Instant::now();
+    let slow = {
+        let (client, addr) = (client.clone(), s.addr);
+        tokio::spawn(async move { process_slow(&client, addr).await })
+    };
+    // While it runs, the server's threads keep answering other requests.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let health = client
+        .get(format!("http://{}/healthz", s.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let health_answered = started.elapsed();
+    let r = slow.await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap().trim(), "2000000");
+    assert!(
+        health_answered < took,
+        "/healthz ({health_answered:?}) waited for the transform ({took:?})"
+    );
+    s.stop.send(()).unwrap();
+    s.done.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_request_deadline_answers_504() {
     let s = start(RawSettings {
         request_timeout_ms: Some(100),
