@@ -35,7 +35,7 @@ use tower::{Service, ServiceExt};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::state::{Processed, Validated};
+use crate::state::{Placement, Processed, Validated};
 
 use proto::engine_server::{Engine, EngineServer};
 use proto::keys_server::KeysServer;
@@ -376,6 +376,7 @@ impl EngineService {
         tenant: &str,
         req: proto::ProcessRequest,
         deadline: Option<Deadline>,
+        placement: Placement,
     ) -> Result<Processed, ApiError> {
         let encoding = encoding(&req.encoding)?;
         check_size(&self.state, &req.document)?;
@@ -387,6 +388,7 @@ impl EngineService {
                 Bytes::from(req.document),
                 encoding,
                 deadline,
+                placement,
             )
             .await
     }
@@ -411,9 +413,12 @@ impl Engine for EngineService {
         let deadline = deadline_of(&request);
         let req = request.into_inner();
         let sequence = req.sequence;
-        let processed = within(deadline, self.process_one(&tenant, req, deadline))
-            .await
-            .map_err(|e| status(&e))?;
+        let processed = within(
+            deadline,
+            self.process_one(&tenant, req, deadline, Placement::Inline),
+        )
+        .await
+        .map_err(|e| status(&e))?;
         Ok(Response::new(process_response(sequence, processed)))
     }
 
@@ -468,7 +473,11 @@ impl Engine for EngineService {
                     let sequence = req.sequence;
                     // Every document of a stream counts against the tenant's rate limit.
                     let processed = match service.state.access.throttle(&tenant, 1).await {
-                        Ok(()) => service.process_one(&tenant, req, deadline).await,
+                        Ok(()) => {
+                            service
+                                .process_one(&tenant, req, deadline, Placement::Pool)
+                                .await
+                        }
                         Err(e) => Err(e),
                     };
                     Ok(match processed {

@@ -48,6 +48,16 @@ pub struct AppState {
     limits: engine::Limits,
 }
 
+/// Where [`AppState::process`] may run a document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// On the calling thread if it is small and quick (see [`inline`]): a request of its own.
+    Inline,
+    /// On the blocking pool: one of the documents of a stream, which are processed several at
+    /// a time so that one stream can use every core.
+    Pool,
+}
+
 /// The result of processing one document.
 #[derive(Debug)]
 pub enum Processed {
@@ -133,6 +143,7 @@ impl AppState {
         body: Bytes,
         encoding: Option<Encoding>,
         deadline: Option<Instant>,
+        placement: Placement,
     ) -> Result<Processed, ApiError> {
         let pipeline = match self.registry.cached_pipeline(tenant, name) {
             Some(p) => {
@@ -147,7 +158,7 @@ impl AppState {
         let permit = self.admit()?;
         let started = Instant::now();
         let name_owned = name.to_owned();
-        let small = body.len() <= INLINE_MAX_BYTES;
+        let small = placement == Placement::Inline && body.len() <= INLINE_MAX_BYTES;
         let work = move |until: Option<Instant>| {
             let mut output = Vec::new();
             let outcome = pipeline
