@@ -322,6 +322,10 @@ impl<'a> Run<'a> {
     /// Evaluates `node` on `input`, appending its outputs to `out`.
     fn eval(&mut self, node: &'a Node, input: &V<'a>, out: &mut Vec<V<'a>>) -> Result<(), Stop> {
         self.tick()?;
+        if let Some(single) = self.single(node, input) {
+            out.extend(single?);
+            return Ok(());
+        }
         match node {
             Node::Id => out.push(input.clone()),
             Node::Const(c) => out.push(Cow::Borrowed(c)),
@@ -439,6 +443,38 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
+    /// The output of a term that yields at most one value (`.`, a literal, a variable, a path
+    /// without `[]`), computed without collecting; `None` for every other term.
+    fn single(&mut self, node: &'a Node, input: &V<'a>) -> Option<Result<Option<V<'a>>, Stop>> {
+        Some(Ok(Some(match node {
+            Node::Id => input.clone(),
+            Node::Const(c) => Cow::Borrowed(c),
+            Node::Var(x) => match self.vars.iter().rev().find(|(name, _)| name == x) {
+                Some((_, v)) => v.clone(),
+                None => return Some(Err(Stop::Fallback)),
+            },
+            Node::Path(head, steps) if steps.iter().all(|(s, _)| !matches!(s, Step::Iter)) => {
+                let mut v = match self.single(head, input)? {
+                    Ok(Some(v)) => v,
+                    other => return Some(other),
+                };
+                for (step, opt) in steps {
+                    v = match index(step, v) {
+                        Some(v) => v,
+                        None => {
+                            return Some(match opt {
+                                Opt::Essential => Err(Stop::Fallback),
+                                Opt::Optional => Ok(None),
+                            });
+                        }
+                    };
+                }
+                v
+            }
+            _ => return None,
+        })))
+    }
+
     fn all(&mut self, node: &'a Node, input: &V<'a>) -> Result<Vec<V<'a>>, Stop> {
         let mut out = Vec::new();
         self.eval(node, input, &mut out)?;
@@ -447,6 +483,9 @@ impl<'a> Run<'a> {
 
     /// The single output of `node`; zero or several are left to jaq.
     fn one(&mut self, node: &'a Node, input: &V<'a>) -> Result<V<'a>, Stop> {
+        if let Some(single) = self.single(node, input) {
+            return single?.ok_or(Stop::Fallback);
+        }
         let mut out = self.all(node, input)?;
         match out.len() {
             1 => Ok(out.pop().unwrap_or(Cow::Borrowed(&NULL))),
@@ -455,23 +494,32 @@ impl<'a> Run<'a> {
     }
 }
 
+/// A key or index step applied to `v`; `None` if `v` cannot take it (or the step is `[]`).
+fn index<'a>(step: &Step, v: V<'a>) -> Option<V<'a>> {
+    Some(match (step, v) {
+        (Step::Key(k), Cow::Borrowed(Value::Object(m))) => Cow::Borrowed(m.get(k).unwrap_or(&NULL)),
+        (Step::Key(k), Cow::Owned(Value::Object(m))) => {
+            Cow::Owned(m.get(k).cloned().unwrap_or(Value::Null))
+        }
+        (Step::Index(i), Cow::Borrowed(Value::Array(a))) => {
+            Cow::Borrowed(a.get(*i).unwrap_or(&NULL))
+        }
+        (Step::Index(i), Cow::Owned(Value::Array(a))) => {
+            Cow::Owned(a.get(*i).cloned().unwrap_or(Value::Null))
+        }
+        // jaq: indexing `null` with anything yields `null`.
+        (Step::Key(_) | Step::Index(_), v) if v.is_null() => Cow::Borrowed(&NULL),
+        _ => return None,
+    })
+}
+
 /// Applies one path step to `v`, appending what it yields; `false` if `v` cannot take it.
 fn apply<'a>(step: &Step, v: V<'a>, out: &mut Vec<V<'a>>) -> bool {
     match (step, v) {
-        (Step::Key(k), Cow::Borrowed(Value::Object(m))) => {
-            out.push(Cow::Borrowed(m.get(k).unwrap_or(&NULL)));
-        }
-        (Step::Key(k), Cow::Owned(Value::Object(m))) => {
-            out.push(Cow::Owned(m.get(k).cloned().unwrap_or(Value::Null)));
-        }
-        (Step::Index(i), Cow::Borrowed(Value::Array(a))) => {
-            out.push(Cow::Borrowed(a.get(*i).unwrap_or(&NULL)));
-        }
-        (Step::Index(i), Cow::Owned(Value::Array(a))) => {
-            out.push(Cow::Owned(a.get(*i).cloned().unwrap_or(Value::Null)));
-        }
-        // jaq: indexing `null` with anything yields `null`.
-        (Step::Key(_) | Step::Index(_), v) if v.is_null() => out.push(Cow::Borrowed(&NULL)),
+        (Step::Key(_) | Step::Index(_), v) => match index(step, v) {
+            Some(v) => out.push(v),
+            None => return false,
+        },
         (Step::Iter, Cow::Borrowed(Value::Array(a))) => out.extend(a.iter().map(Cow::Borrowed)),
         (Step::Iter, Cow::Borrowed(Value::Object(m))) => out.extend(m.values().map(Cow::Borrowed)),
         (Step::Iter, Cow::Owned(Value::Array(a))) => out.extend(a.into_iter().map(Cow::Owned)),
