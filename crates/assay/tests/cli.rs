@@ -842,32 +842,38 @@ struct Served {
 
 impl Served {
     fn start(dir: &Dir, name: &str, args: &[&str]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let log = dir.0.path().join(format!("{name}.log"));
+        // Port 0: the server binds a free port itself and logs the address it got, so no other
+        // process can take the port between choosing it and binding it.
         let child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("assay"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["serve", "--listen", "127.0.0.1:0"])
             .args(["--log-format", "json"])
             .args(args)
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
+        let mut served = Self {
+            child,
+            base: String::new(),
+            log,
+        };
         let started = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        loop {
+            let address = served.log_lines().into_iter().find_map(|line| {
+                (line["message"] == "assay serving HTTP and gRPC")
+                    .then(|| line["address"].as_str().map(str::to_owned))
+                    .flatten()
+            });
+            if let Some(address) = address {
+                served.base = format!("http://{address}");
+                return served;
+            }
             assert!(
                 started.elapsed() < std::time::Duration::from_secs(20),
                 "server {name} did not start: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
+                std::fs::read_to_string(&served.log).unwrap_or_default()
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            log,
         }
     }
 
