@@ -13,7 +13,7 @@
 //!
 //! Correctness rests on three rules:
 //! - **jaq stays the reference.** [`Program::compile`] accepts only terms listed in [`Node`];
-//!   anything else (definitions, `reduce`, `try`, string interpolation, assignment, other
+//!   anything else (definitions, `reduce`, `try`, `@format` strings, assignment, other
 //!   builtins, ...) leaves the whole program to jaq.
 //! - **Only successes are answered here.** Whenever a run meets an error, or a case this module
 //!   does not reproduce exactly, it returns [`Stop::Fallback`] and the caller runs jaq on the
@@ -98,8 +98,17 @@ enum Node {
     Path(Box<Node>, Vec<(Step, Opt)>),
     /// `empty`
     Empty,
+    /// `"a\(f)b"`: the pieces joined, each term's single output written by `tostring`.
+    Interp(Vec<Piece>),
     /// A builtin of no arguments.
     Builtin(Builtin),
+}
+
+/// A piece of an interpolated string.
+#[derive(Debug)]
+enum Piece {
+    Text(String),
+    Term(Node),
 }
 
 /// One part of a path.
@@ -107,8 +116,8 @@ enum Node {
 enum Step {
     /// `.a`, `."a"`, `.["a"]`
     Key(String),
-    /// `.[0]` (non-negative literal)
-    Index(usize),
+    /// `.[0]`, `.[-1]` (an integer literal; negative counts from the end)
+    Index(isize),
     /// `.[]`
     Iter,
 }
@@ -158,7 +167,19 @@ fn node(t: &Term<&str>, scope: &mut Vec<String>, depth: usize) -> Option<Node> {
     Some(match t {
         Term::Id => Node::Id,
         Term::Num(n) => Node::Const(literal_number(n)?),
-        Term::Str(None, parts) => Node::Const(Value::String(literal_string(parts)?)),
+        Term::Str(None, parts) => match literal_string(parts) {
+            Some(s) => Node::Const(Value::String(s)),
+            None => Node::Interp(
+                parts
+                    .iter()
+                    .map(|part| match part {
+                        StrPart::Str(text) => Some(Piece::Text((*text).to_owned())),
+                        StrPart::Char(c) => Some(Piece::Text(c.to_string())),
+                        StrPart::Term(t) => Some(Piece::Term(*sub(t, scope)?)),
+                    })
+                    .collect::<Option<_>>()?,
+            ),
+        },
         Term::Arr(None) => Node::Arr(None),
         Term::Arr(Some(f)) => Node::Arr(Some(sub(f, scope)?)),
         Term::Obj(entries) => {
@@ -273,8 +294,12 @@ fn call(name: &str, args: &[Term<&str>], scope: &mut Vec<String>, depth: usize) 
 fn step(part: &Part<Term<&str>>) -> Option<Step> {
     match part {
         Part::Index(Term::Str(None, parts)) => Some(Step::Key(literal_string(parts)?)),
-        // jaq compiles integer literals to `isize`; negative indices (`Neg`) are left to jaq.
-        Part::Index(Term::Num(n)) => n.parse::<usize>().ok().map(Step::Index),
+        // jaq compiles integer literals to `isize`; anything else is left to it.
+        Part::Index(Term::Num(n)) => n.parse::<isize>().ok().map(Step::Index),
+        Part::Index(Term::Neg(t)) => match &**t {
+            Term::Num(n) => n.parse::<isize>().ok().map(|i| Step::Index(-i)),
+            _ => None,
+        },
         Part::Range(None, None) => Some(Step::Iter),
         _ => None,
     }
@@ -439,6 +464,21 @@ impl<'a> Run<'a> {
                 out.append(&mut current);
             }
             Node::Builtin(b) => out.push(Cow::Owned(builtin(*b, input)?)),
+            Node::Interp(pieces) => {
+                let mut s = String::new();
+                for piece in pieces {
+                    match piece {
+                        Piece::Text(text) => s.push_str(text),
+                        Piece::Term(f) => {
+                            match builtin(Builtin::ToString, &*self.one(f, input)?)? {
+                                Value::String(text) => s.push_str(&text),
+                                _ => return Err(Stop::Fallback),
+                            }
+                        }
+                    }
+                }
+                out.push(Cow::Owned(Value::String(s)));
+            }
         }
         Ok(())
     }
@@ -502,15 +542,25 @@ fn index<'a>(step: &Step, v: V<'a>) -> Option<V<'a>> {
             Cow::Owned(m.get(k).cloned().unwrap_or(Value::Null))
         }
         (Step::Index(i), Cow::Borrowed(Value::Array(a))) => {
-            Cow::Borrowed(a.get(*i).unwrap_or(&NULL))
+            Cow::Borrowed(position(*i, a.len()).map_or(&NULL, |i| &a[i]))
         }
         (Step::Index(i), Cow::Owned(Value::Array(a))) => {
-            Cow::Owned(a.get(*i).cloned().unwrap_or(Value::Null))
+            Cow::Owned(position(*i, a.len()).map_or(Value::Null, |i| a[i].clone()))
         }
         // jaq: indexing `null` with anything yields `null`.
         (Step::Key(_) | Step::Index(_), v) if v.is_null() => Cow::Borrowed(&NULL),
         _ => return None,
     })
+}
+
+/// Where index `i` points in an array of `len` (jaq: negative counts from the end), if inside.
+fn position(i: isize, len: usize) -> Option<usize> {
+    let at = if i >= 0 {
+        i.unsigned_abs()
+    } else {
+        len.checked_sub(i.unsigned_abs())?
+    };
+    (at < len).then_some(at)
 }
 
 /// Applies one path step to `v`, appending what it yields; `false` if `v` cannot take it.
@@ -687,6 +737,9 @@ mod tests {
         ".quantity | tonumber",
         "(.quantity | tonumber) * .price",
         "(.tags // []) | sort",
+        ".[-1], .[-2], .[-11], .b[-1], .b[-3].c?",
+        r#""id: \(.a) / \(.s) / \(.n) / \(.b) / \(.) \u00e9""#,
+        r#""\(.x + .y)-\(.f)", "\(.[0]?)""#,
         TRADE_JQ,
     ];
 
@@ -799,8 +852,8 @@ mod tests {
             "def f: .; f",
             "reduce .[] as $x (0; . + $x)",
             "try error(\"x\")",
-            "\"\\(.a)\"",
-            ".[-1]",
+            "@text \"\\(.a)\"",
+            ".[-.a]",
             ".[1:2]",
             ".a = 1",
             ".a |= 1",
