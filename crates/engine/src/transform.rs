@@ -512,6 +512,27 @@ mod tests {
         );
     }
 
+    /// Found by the direct evaluator's generated tests: `"s" * n` allocated `n` copies up front,
+    /// and a large `n` aborted the whole process on a failed allocation.
+    #[test]
+    fn string_repetition_fails_instead_of_aborting() {
+        assert_eq!(
+            run(r#"["ab" * 3, 2 * "c", "x" * 0]"#, "null").unwrap(),
+            r#"["ababab","cc",null]"#
+        );
+        for program in [
+            r#""<x>" * 9007199254740993"#,
+            r#""x" * 100000000"#,
+            r#". * "x""#,
+        ] {
+            let err = run(program, "9007199254740993").unwrap_err();
+            assert!(
+                err.to_string().contains("string repetition too long"),
+                "{program}: {err}"
+            );
+        }
+    }
+
     #[test]
     fn object_addition_keeps_jq_order_and_right_values() {
         assert_eq!(

@@ -692,10 +692,10 @@ impl core::ops::Mul for Val {
                 s * Num(Int(bigint_to_int_saturated(&i)))
             }
             (BStr(s), Num(Int(i))) | (Num(Int(i)), BStr(s)) if i > 0 => {
-                Ok(Self::byte_str(s.repeat(i as usize)))
+                Ok(Self::byte_str(repeat(&s, i)?))
             }
             (TStr(s), Num(Int(i))) | (Num(Int(i)), TStr(s)) if i > 0 => {
-                Ok(Self::utf8_str(s.repeat(i as usize)))
+                Ok(Self::utf8_str(repeat(&s, i)?))
             }
             // string multiplication with negatives or 0 results in null
             // <https://jqlang.github.io/jq/manual/#Builtinoperatorsandfunctions>
@@ -706,6 +706,22 @@ impl core::ops::Mul for Val {
             }
             (l, r) => Err(Error::math(l, ops::Math::Mul, r)),
         }
+    }
+}
+
+/// Longest string `"s" * n` may build (assay): a larger one is an error, not an allocation
+/// that fails and aborts the whole process (`"x" * 9007199254740993`).
+pub const MAX_REPEAT_BYTES: usize = 64 << 20;
+
+/// `s` repeated `n` times (`n > 0`), unless the result would exceed [`MAX_REPEAT_BYTES`].
+fn repeat(s: &[u8], n: isize) -> Result<Vec<u8>, Error> {
+    let n = n.unsigned_abs();
+    match s.len().checked_mul(n) {
+        Some(len) if len <= MAX_REPEAT_BYTES => Ok(s.repeat(n)),
+        _ => Err(Error::str(format_args!(
+            "string repetition too long: {} bytes * {n} exceeds {MAX_REPEAT_BYTES} bytes",
+            s.len()
+        ))),
     }
 }
 

@@ -547,8 +547,10 @@ fn index<'a>(step: &Step, v: V<'a>) -> Option<V<'a>> {
         (Step::Index(i), Cow::Owned(Value::Array(a))) => {
             Cow::Owned(position(*i, a.len()).map_or(Value::Null, |i| a[i].clone()))
         }
-        // jaq: indexing `null` with anything yields `null`.
+        // jqval: indexing `null` with anything yields `null`, and so does looking a number up
+        // in an object (whose keys are all strings).
         (Step::Key(_) | Step::Index(_), v) if v.is_null() => Cow::Borrowed(&NULL),
+        (Step::Index(_), v) if v.is_object() => Cow::Borrowed(&NULL),
         _ => return None,
     })
 }
@@ -790,6 +792,165 @@ mod tests {
         let runs = PROGRAMS.len() * DOCS.len();
         assert!(
             answered * 5 > runs * 2,
+            "direct evaluator answered {answered} of {runs} runs"
+        );
+    }
+
+    /// A small deterministic generator (xorshift) of programs from the supported grammar and of
+    /// documents made of the keys and number spellings those programs read.
+    struct Gen(u64);
+
+    impl Gen {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn pick<'s>(&mut self, choices: &[&'s str]) -> &'s str {
+            choices[(self.next() % choices.len() as u64) as usize]
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+
+        fn program(&mut self, depth: u32, vars: &mut Vec<String>) -> String {
+            const LEAVES: &[&str] = &[
+                ".", ".a", ".b", ".s", ".n", ".x", ".t", ".b[]?", ".t[]?", ".[0]?", ".[-1]?",
+                ".a.b?", "0", "1.50", "-2", "1e2", "\"s\"", "null", "true", "false", "[]", "{}",
+            ];
+            if depth == 0 || self.below(4) == 0 {
+                if !vars.is_empty() && self.below(3) == 0 {
+                    return vars[self.below(vars.len() as u64) as usize].clone();
+                }
+                return self.pick(LEAVES).to_owned();
+            }
+            let d = depth - 1;
+            match self.below(16) {
+                0 => {
+                    let op = self.pick(&["+", "-", "*", "/", "%"]);
+                    format!("({} {op} {})", self.program(d, vars), self.program(d, vars))
+                }
+                1 => {
+                    let op = self.pick(&["==", "!=", "<", "<=", ">", ">="]);
+                    format!("({} {op} {})", self.program(d, vars), self.program(d, vars))
+                }
+                2 => {
+                    let op = self.pick(&["//", "and", "or", ",", "|"]);
+                    format!("({} {op} {})", self.program(d, vars), self.program(d, vars))
+                }
+                3 => format!("[{}]", self.program(d, vars)),
+                4 => format!(
+                    "{{a: {}, \"b c\": {}}}",
+                    self.program(d, vars),
+                    self.program(d, vars)
+                ),
+                5 => {
+                    let name = format!("$v{}", vars.len());
+                    let bound = self.program(d, vars);
+                    vars.push(name.clone());
+                    let body = self.program(d, vars);
+                    vars.pop();
+                    format!("({bound} as {name} | {body})")
+                }
+                6 => format!(
+                    "(if {} then {} else {} end)",
+                    self.program(d, vars),
+                    self.program(d, vars),
+                    self.program(d, vars)
+                ),
+                7 => format!(
+                    "({} | {})",
+                    self.program(d, vars),
+                    self.pick(&[
+                        "not",
+                        "length",
+                        "sort",
+                        "add",
+                        "tostring",
+                        "type",
+                        "tonumber",
+                        "ascii_upcase",
+                        "ascii_downcase",
+                    ])
+                ),
+                8 => format!("map({})", self.program(d, vars)),
+                9 => format!("select({})", self.program(d, vars)),
+                10 => format!("\"<\\({})>\"", self.program(d, vars)),
+                11 => format!("(-{})", self.program(d, vars)),
+                12 => format!("({})[]?", self.program(d, vars)),
+                13 => format!("({}).a?", self.program(d, vars)),
+                _ => self.pick(LEAVES).to_owned(),
+            }
+        }
+
+        fn document(&mut self, depth: u32) -> String {
+            const SCALARS: &[&str] = &[
+                "null",
+                "true",
+                "false",
+                "0",
+                "-1",
+                "2.50",
+                "0.1",
+                "1e3",
+                "9007199254740993",
+                "\"\"",
+                "\"a\"",
+                "\"Bé\"",
+                "\"12.5\"",
+                "\"x y\"",
+            ];
+            if depth == 0 || self.below(3) == 0 {
+                return self.pick(SCALARS).to_owned();
+            }
+            match self.below(2) {
+                0 => {
+                    let n = self.below(4);
+                    let items: Vec<_> = (0..n).map(|_| self.document(depth - 1)).collect();
+                    format!("[{}]", items.join(", "))
+                }
+                _ => {
+                    let mut fields = Vec::new();
+                    for key in ["a", "b", "s", "n", "x", "t"] {
+                        if self.below(3) != 0 {
+                            fields.push(format!("\"{key}\": {}", self.document(depth - 1)));
+                        }
+                    }
+                    format!("{{{}}}", fields.join(", "))
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn generated_programs_agree_with_jaq_on_generated_documents() {
+        // More cases or another seed: DIRECT_CASES=20000 DIRECT_SEED=7 cargo test --release ...
+        let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+        let mut g = Gen(0x9E37_79B9_7F4A_7C15 ^ env("DIRECT_SEED").unwrap_or(0));
+        let (mut runs, mut answered) = (0, 0);
+        for _ in 0..env("DIRECT_CASES").unwrap_or(400) {
+            let program = g.program(4, &mut Vec::new());
+            assert!(
+                Program::compile(&program).is_some(),
+                "{program:?} does not compile for the direct evaluator"
+            );
+            for _ in 0..5 {
+                let doc_text = g.document(3);
+                let doc: Value = serde_json::from_str(&doc_text).expect("generated JSON");
+                runs += 1;
+                if let Some(Ok(outputs)) = direct(&program, &doc) {
+                    answered += 1;
+                    let ours = text(&Value::Array(outputs));
+                    let theirs = jaq(&program, &doc).map(|v| text(&v));
+                    assert_eq!(Ok(&ours), theirs.as_ref(), "{program} on {doc_text}");
+                }
+            }
+        }
+        assert!(
+            answered * 4 > runs,
             "direct evaluator answered {answered} of {runs} runs"
         );
     }
