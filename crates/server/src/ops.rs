@@ -48,9 +48,28 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
         // Another recorder may already be installed (an embedding process); ours still
         // renders what it records.
         let _ = metrics::set_global_recorder(recorder);
+        // Histogram samples are kept one by one until upkeep folds them into the buckets.
+        // Without it they piled up between scrapes (about 70 bytes a request: 5 MB per five
+        // seconds under load, without bound if nothing scrapes). A thread of its own keeps
+        // the folding off the async workers.
+        let upkeep = handle.clone();
+        let started = std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(METRICS_UPKEEP);
+                    upkeep.run_upkeep();
+                }
+            });
+        if let Err(e) = started {
+            tracing::warn!(error = %e, "cannot start metrics upkeep; histograms grow until scraped");
+        }
         handle
     })
 }
+
+/// How often histogram samples are folded into their buckets.
+const METRICS_UPKEEP: Duration = Duration::from_secs(1);
 
 /// `/healthz`, `/readyz`, `/metrics`.
 pub fn routes(state: AppState) -> Router {
