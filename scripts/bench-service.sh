@@ -6,13 +6,14 @@
 # Prints figures; docs/benchmarks.md records them.
 #
 #   scripts/bench-service.sh            # RUNS=3 rounds of 10 s per route; HTTP=0 runs gRPC only
+#   BUILD=0 BIN=/tmp/assay scripts/bench-service.sh    # another binary, not built here
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-3}
 SECS=${SECS:-10}
 PORT=${PORT:-18180}
-BIN=target/release/assay
+BIN=${BIN:-target/release/assay}   # BIN=path/to/assay (with BUILD=0) measures another build
 [ "${BUILD:-1}" = 1 ] && cargo build --release -p assay
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 2; }
 
