@@ -58,7 +58,10 @@ impl Workload {
         let input = schema(INPUT_SCHEMA);
         let output = schema(OUTPUT_SCHEMA);
         let transform = Transform::compile(TRANSFORM, OutputMode::One).expect("transform compiles");
-        assert!(transform.is_direct(), "the trade transform left the direct evaluator");
+        assert!(
+            transform.is_direct(),
+            "the trade transform left the direct evaluator"
+        );
         let result = transform
             .run(&doc, limits.transform_timeout)
             .expect("transform runs");
