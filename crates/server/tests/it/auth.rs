@@ -843,6 +843,47 @@ async fn a_tenant_over_its_limit_gets_429_with_the_draft_headers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_on_one_redis_share_a_tenants_limit() {
+    let Some(url) = testkit::redis::redis_url("server tests").await else {
+        return;
+    };
+    // Two servers, each with its own key store, limit tenant acme through one Redis prefix;
+    // failing closed, a request the Redis limiter could not decide would be a 503, not a 200.
+    let prefix = testkit::redis::unique_prefix();
+    let settings = || RawSettings {
+        tenants: Some(limited("acme", 1, 3)),
+        rate_limit_backend: Some("redis".into()),
+        rate_limit_redis_url: Some(Secret::new(url.clone())),
+        rate_limit_on_redis_error: Some("closed".into()),
+        redis_prefix: Some(prefix.clone()),
+        ..RawSettings::default()
+    };
+    let (a, _server_a, state_a) = keyed(settings()).await;
+    let (b, _server_b, state_b) = keyed(settings()).await;
+    let key_a = key(&state_a, "acme", "client").await;
+    let key_b = key(&state_b, "acme", "client").await;
+    let c = Client::new();
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        for (addr, key) in [(a, &key_a), (b, &key_b)] {
+            let r = call(&c, addr, Method::POST, "/v1/echo", Some(key), "{}").await;
+            statuses.push(r.status());
+        }
+    }
+    let admitted = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    // A burst of 3 for both servers together (each alone would admit 3: 6 in all); one more
+    // may have refilled if the six requests took over a second.
+    assert!(
+        (3..=4).contains(&admitted) && admitted + refused == 6,
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_unreachable_limits_fail_open_or_closed_as_configured() {
     for (on_error, expected) in [
         ("open", StatusCode::OK),
