@@ -16,14 +16,10 @@ SECS=${SECS:-5}
 PORT=${PORT:-18190}
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 2; }
 
-work=$(mktemp -d)
-KEY=$("$BIN" keys create --tenant bench --role admin --data-dir "$work/data" 2>/dev/null)
-export ASSAY_API_KEY=$KEY
-taskset -c 0 "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$work/data" 2>"$work/server.log" &
-server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
-A="http://127.0.0.1:$PORT"
-for _ in $(seq 100); do curl -sf "$A/readyz" >/dev/null && break; sleep 0.1; done
+# shellcheck source=scripts/trade-server.sh
+. scripts/trade-server.sh
+start_trade_server
+write_requests
 
 show() { # step -> one line of figures
   awk -v step="$1" '/^(RssAnon|RssFile|VmHWM):/ {v[$1] = $2}
@@ -34,23 +30,10 @@ show() { # step -> one line of figures
 echo "binary: $BIN, $(stat -c %s "$BIN") bytes; $(date -u +%FT%TZ)"
 sleep 1
 show idle
-"$BIN" schema put trade-input examples/trade/input.schema.json --server "$A" >/dev/null
-"$BIN" schema put trade-output examples/trade/output.schema.json --server "$A" >/dev/null
-printf 'input_schema: trade-input\noutput_schema: trade-output\noutput: json\n' > "$work/trade.yaml"
-"$BIN" pipeline put trade "$work/trade.yaml" --transform-file examples/trade/transform.jq --server "$A" >/dev/null
-curl -sf "$A/v1/pipelines/trade/process" -H 'content-type: application/json' \
-  -H "authorization: Bearer $KEY" --data-binary @examples/trade/trade.json >/dev/null
+register_trade
 sleep 1
 show registered
 
-cat > "$work/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.headers["content-type"] = "application/json"
-wrk.headers["authorization"] = "Bearer " .. os.getenv("ASSAY_API_KEY")
-local f = io.open("examples/trade/trade.json", "rb")
-wrk.body = f:read("*a")
-f:close()
-LUA
 load() { # route -> requests/s
   taskset -c 1 wrk -t1 -c32 -d"${SECS}s" -s "$work/post.lua" "$A$1" | awk '/Requests\/sec/ {print $2}'
 }
@@ -62,18 +45,6 @@ sleep 1
 show "after process"
 
 if command -v h2load >/dev/null; then
-  python3 - "$work" <<'PY'
-import sys
-doc = open("examples/trade/trade.json", "rb").read()
-def field(n, b):  # a length-delimited protobuf field
-    out, k = bytearray([(n << 3) | 2]), len(b)
-    while k >= 0x80:
-        out.append((k & 0x7F) | 0x80); k >>= 7
-    out.append(k)
-    return bytes(out) + b
-msg = field(1, b"trade") + field(2, doc)
-open(f"{sys.argv[1]}/process.grpc", "wb").write(b"\0" + len(msg).to_bytes(4, "big") + msg)
-PY
   rps=$(taskset -c 1 h2load -D "$SECS" -c 4 -m 8 -d "$work/process.grpc" \
     -H 'content-type: application/grpc' -H 'te: trailers' -H "authorization: Bearer $KEY" \
     "$A/assay.v1.Engine/Process" | awk '/^finished in/ {print $4}')

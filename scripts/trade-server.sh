@@ -1,0 +1,55 @@
+# Sourced by the service benchmarks (bench-service.sh, bench-memory.sh): one `assay serve` on a
+# fresh embedded store with an admin key, pinned to core 0, and the trade workload's requests
+# for the load tools on core 1. Expects BIN and PORT; sets work, KEY (exported as
+# ASSAY_API_KEY, which the --server commands and post.lua read), server and A, and removes
+# the server and $work on exit.
+
+start_trade_server() {
+  work=$(mktemp -d)
+  # Every request carries an API key, as in production (bench-limits.sh compares modes).
+  KEY=$("$BIN" keys create --tenant bench --role admin --data-dir "$work/data" 2>/dev/null)
+  export ASSAY_API_KEY=$KEY
+  taskset -c 0 "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$work/data" 2>"$work/server.log" &
+  server=$!
+  trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
+  A="http://127.0.0.1:$PORT"
+  for _ in $(seq 100); do curl -sf "$A/readyz" >/dev/null && break; sleep 0.1; done
+}
+
+# Registers the schemas and the `trade` pipeline, and processes one document.
+register_trade() {
+  "$BIN" schema put trade-input examples/trade/input.schema.json --server "$A" >/dev/null
+  "$BIN" schema put trade-output examples/trade/output.schema.json --server "$A" >/dev/null
+  printf 'input_schema: trade-input\noutput_schema: trade-output\noutput: json\n' > "$work/trade.yaml"
+  "$BIN" pipeline put trade "$work/trade.yaml" --transform-file examples/trade/transform.jq --server "$A" >/dev/null
+  curl -sf "$A/v1/pipelines/trade/process" -H 'content-type: application/json' \
+    -H "authorization: Bearer $KEY" --data-binary @examples/trade/trade.json >/dev/null
+}
+
+# $work/post.lua (wrk: POST trade.json with the key), and the gRPC-framed request bodies
+# $work/process.grpc (`Process`, pipeline `trade`) and $work/echo.grpc (`Echo`) for h2load.
+write_requests() {
+  cat > "$work/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["content-type"] = "application/json"
+wrk.headers["authorization"] = "Bearer " .. os.getenv("ASSAY_API_KEY")
+local f = io.open("examples/trade/trade.json", "rb")
+wrk.body = f:read("*a")
+f:close()
+LUA
+  python3 - "$work" <<'PY'
+import sys
+work = sys.argv[1]
+doc = open("examples/trade/trade.json", "rb").read()
+def field(n, b):  # a length-delimited protobuf field
+    out, k = bytearray([(n << 3) | 2]), len(b)
+    while k >= 0x80:
+        out.append((k & 0x7F) | 0x80); k >>= 7
+    out.append(k)
+    return bytes(out) + b
+def frame(msg):  # gRPC message framing: not compressed, 4-byte big-endian length
+    return b"\0" + len(msg).to_bytes(4, "big") + msg
+open(f"{work}/process.grpc", "wb").write(frame(field(1, b"trade") + field(2, doc)))
+open(f"{work}/echo.grpc", "wb").write(frame(field(1, doc)))
+PY
+}
