@@ -14,8 +14,8 @@ impl Val {
     /// Return 0 for null, the absolute value for numbers, and
     /// the length for strings, arrays, and objects.
     ///
-    /// Fail on booleans.
-    fn length(&self) -> ValR {
+    /// Fail on booleans. Public for assay's direct evaluator, which must agree with `length`.
+    pub fn length(&self) -> ValR {
         match self {
             Val::Null => Ok(Val::from(0usize)),
             Val::Num(n) => Ok(Val::Num(n.length())),

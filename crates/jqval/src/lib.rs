@@ -501,13 +501,16 @@ impl Val {
         Ok(f(range.start)?..f(range.end)?)
     }
 
-    fn to_json(&self) -> Vec<u8> {
+    /// The value as `tojson` writes it. Public for assay's direct evaluator.
+    pub fn to_json(&self) -> Vec<u8> {
         let mut buf = write::Buf(Vec::new());
         write::write_buf(&mut buf, &write::Pp::default(), 0, self).unwrap();
         buf.0
     }
 
-    fn index_opt(self, index: &Self) -> Result<Option<Val>, Error> {
+    /// `.[index]`, `None` where jq yields `null` for a missing entry (`has` is `is_some`).
+    /// Public for assay's direct evaluator.
+    pub fn index_opt(self, index: &Self) -> Result<Option<Val>, Error> {
         Ok(match (self, index) {
             (Val::Null, _) => None,
             (Val::BStr(a), Val::Num(i @ (Num::Int(_) | Num::BigInt(_)))) => i

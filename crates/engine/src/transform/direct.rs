@@ -102,6 +102,8 @@ enum Node {
     Interp(Vec<Piece>),
     /// A builtin of no arguments.
     Builtin(Builtin),
+    /// A builtin of one argument whose single output it takes (`has(k)`, `startswith(s)`).
+    Builtin1(Builtin1, Box<Node>),
 }
 
 /// A piece of an interpolated string.
@@ -133,6 +135,17 @@ enum Builtin {
     Sort,
     Add,
     Type,
+    Keys,
+    ToJson,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Builtin1 {
+    Has,
+    StartsWith,
+    EndsWith,
+    LtrimStr,
+    RtrimStr,
 }
 
 impl Program {
@@ -272,6 +285,18 @@ fn call(name: &str, args: &[Term<&str>], scope: &mut Vec<String>, depth: usize) 
         ("sort", []) => builtin(Builtin::Sort),
         ("add", []) => builtin(Builtin::Add),
         ("type", []) => builtin(Builtin::Type),
+        ("keys", []) => builtin(Builtin::Keys),
+        ("tojson", []) => builtin(Builtin::ToJson),
+        ("has" | "startswith" | "endswith" | "ltrimstr" | "rtrimstr", [arg]) => {
+            let b = match name {
+                "has" => Builtin1::Has,
+                "startswith" => Builtin1::StartsWith,
+                "endswith" => Builtin1::EndsWith,
+                "ltrimstr" => Builtin1::LtrimStr,
+                _ => Builtin1::RtrimStr,
+            };
+            Some(Node::Builtin1(b, Box::new(node(arg, scope, depth + 1)?)))
+        }
         // jq's definitions: `def map(f): [.[] | f];`, `def select(f): if f then . else empty end;`
         ("map", [f]) => {
             let f = node(f, scope, depth + 1)?;
@@ -464,6 +489,10 @@ impl<'a> Run<'a> {
                 out.append(&mut current);
             }
             Node::Builtin(b) => out.push(Cow::Owned(builtin(*b, input)?)),
+            Node::Builtin1(b, arg) => {
+                let arg = self.one(arg, input)?;
+                out.push(Cow::Owned(builtin1(*b, input, &arg)?));
+            }
             Node::Interp(pieces) => {
                 let mut s = String::new();
                 for piece in pieces {
@@ -586,9 +615,20 @@ fn apply<'a>(step: &Step, v: V<'a>, out: &mut Vec<V<'a>>) -> bool {
 fn builtin(b: Builtin, input: &Value) -> Result<Value, Stop> {
     Ok(match (b, input) {
         (Builtin::Not, v) => Value::Bool(!truthy(v)),
-        (Builtin::Length, Value::Null) => Value::from(0),
         (Builtin::Length, Value::Array(a)) => Value::from(a.len()),
         (Builtin::Length, Value::Object(m)) => Value::from(m.len()),
+        (Builtin::Length, v) => computed(to_val(v).length())?,
+        // jq: `def keys: keys_unsorted | sort;`
+        (Builtin::Keys, v) => {
+            let mut keys = to_val(v)
+                .key_values()
+                .map(|kv| kv.map(|(k, _)| k))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| Stop::Fallback)?;
+            keys.sort();
+            computed(Ok(keys.into_iter().collect()))?
+        }
+        (Builtin::ToJson, v) => computed(Ok(Val::utf8_str(to_val(v).to_json())))?,
         (Builtin::AsciiUpcase, Value::String(s)) => Value::String(s.to_ascii_uppercase()),
         (Builtin::AsciiDowncase, Value::String(s)) => Value::String(s.to_ascii_lowercase()),
         (Builtin::ToNumber, Value::Number(_)) => input.clone(),
@@ -632,6 +672,31 @@ fn builtin(b: Builtin, input: &Value) -> Result<Value, Stop> {
             }
             .to_owned(),
         ),
+        _ => return Err(Stop::Fallback),
+    })
+}
+
+/// `input | name(arg)` as jaq's natives compute it, for one output of `arg`.
+fn builtin1(b: Builtin1, input: &Value, arg: &Value) -> Result<Value, Stop> {
+    Ok(match (b, input, arg) {
+        (Builtin1::Has, _, _) => computed(
+            to_val(input)
+                .index_opt(&to_val(arg))
+                .map(|o| Val::from(o.is_some())),
+        )?,
+        // jaq-std's natives read both sides as strings and fail on anything else.
+        (Builtin1::StartsWith, Value::String(s), Value::String(x)) => {
+            Value::Bool(s.starts_with(x.as_str()))
+        }
+        (Builtin1::EndsWith, Value::String(s), Value::String(x)) => {
+            Value::Bool(s.ends_with(x.as_str()))
+        }
+        (Builtin1::LtrimStr, Value::String(s), Value::String(x)) => {
+            Value::String(s.strip_prefix(x.as_str()).unwrap_or(s).to_owned())
+        }
+        (Builtin1::RtrimStr, Value::String(s), Value::String(x)) => {
+            Value::String(s.strip_suffix(x.as_str()).unwrap_or(s).to_owned())
+        }
         _ => return Err(Stop::Fallback),
     })
 }
@@ -727,6 +792,8 @@ mod tests {
         "if .a then \"yes\" elif .n then \"n\" else \"no\" end, if .f then 1 end",
         "if (true, false) then 1 else 2 end",
         "not, length, type",
+        "keys, tojson, has(\"a\"), has(0), has(.s)",
+        "startswith(\"S\"), endswith(\"é\"), ltrimstr(\"1\"), rtrimstr(\"5\"), ltrimstr(1)",
         "ascii_upcase, ascii_downcase",
         "tonumber",
         "tostring",
@@ -817,6 +884,26 @@ mod tests {
         }
 
         fn program(&mut self, depth: u32, vars: &mut Vec<String>) -> String {
+            const BUILTINS: &[&str] = &[
+                "not",
+                "length",
+                "sort",
+                "add",
+                "tostring",
+                "type",
+                "tonumber",
+                "ascii_upcase",
+                "ascii_downcase",
+                "keys",
+                "tojson",
+                "has(\"a\")",
+                "has(0)",
+                "has(.a)",
+                "startswith(\"a\")",
+                "endswith(\"y\")",
+                "ltrimstr(\"a\")",
+                "rtrimstr(\"y\")",
+            ];
             const LEAVES: &[&str] = &[
                 ".", ".a", ".b", ".s", ".n", ".x", ".t", ".b[]?", ".t[]?", ".[0]?", ".[-1]?",
                 ".a.b?", "0", "1.50", "-2", "1e2", "\"s\"", "null", "true", "false", "[]", "{}",
@@ -861,21 +948,7 @@ mod tests {
                     self.program(d, vars),
                     self.program(d, vars)
                 ),
-                7 => format!(
-                    "({} | {})",
-                    self.program(d, vars),
-                    self.pick(&[
-                        "not",
-                        "length",
-                        "sort",
-                        "add",
-                        "tostring",
-                        "type",
-                        "tonumber",
-                        "ascii_upcase",
-                        "ascii_downcase",
-                    ])
-                ),
+                7 => format!("({} | {})", self.program(d, vars), self.pick(BUILTINS)),
                 8 => format!("map({})", self.program(d, vars)),
                 9 => format!("select({})", self.program(d, vars)),
                 10 => format!("\"<\\({})>\"", self.program(d, vars)),
@@ -1023,7 +1096,7 @@ mod tests {
             "$__loc__",
             ". as [$a] | $a",
             "{(.a): 1}",
-            "keys",
+            "keys_unsorted",
             "map(.)?",
             "@base64",
             "range(10)",
