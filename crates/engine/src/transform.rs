@@ -200,7 +200,9 @@ impl Transform {
     pub fn run(&self, input: &Value, timeout: Duration) -> Result<Value, TransformError> {
         let deadline = Instant::now() + timeout;
         if let Some(direct) = &self.direct {
-            match direct.run(input, deadline) {
+            // A panic in the direct evaluator would be its bug: jaq answers instead.
+            let run = std::panic::catch_unwind(|| direct.run(input, deadline));
+            match run.unwrap_or(Err(direct::Stop::Fallback)) {
                 Ok(outputs) => match (self.mode, <[Value; 1]>::try_from(outputs)) {
                     (OutputMode::One, Ok([one])) => return Ok(one),
                     (OutputMode::Collect, Ok(one)) => return Ok(Value::Array(one.into())),

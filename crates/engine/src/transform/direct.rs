@@ -377,8 +377,8 @@ impl<'a> Run<'a> {
             return Ok(());
         }
         match node {
-            Node::Id => out.push(input.clone()),
-            Node::Const(c) => out.push(Cow::Borrowed(c)),
+            // `single` answered these above.
+            Node::Id | Node::Const(_) | Node::Var(_) => return Err(Stop::Fallback),
             Node::Empty => {}
             Node::Arr(None) => out.push(Cow::Owned(Value::Array(Vec::new()))),
             Node::Arr(Some(f)) => {
@@ -465,15 +465,7 @@ impl<'a> Run<'a> {
                     self.eval(branch, input, out)?;
                 }
             }
-            Node::Var(x) => {
-                let (_, v) = self
-                    .vars
-                    .iter()
-                    .rev()
-                    .find(|(name, _)| name == x)
-                    .ok_or(Stop::Fallback)?;
-                out.push(v.clone());
-            }
+            // Paths with `[]` (the others are `single`'s).
             Node::Path(head, steps) => {
                 let mut current = self.all(head, input)?;
                 for (step, opt) in steps {
