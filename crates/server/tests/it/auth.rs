@@ -909,14 +909,7 @@ async fn with_redis_unreachable_limits_fail_open_or_closed_as_configured() {
         } else {
             assert!(r.headers().contains_key("retry-after"));
         }
-        let metrics = c
-            .get(format!("http://{addr}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = crate::common::metrics(addr).await;
         assert!(
             metrics.contains("assay_rate_limit_backend_errors_total"),
             "{metrics}"

@@ -78,6 +78,16 @@ pub(crate) async fn spawn_server_with_state(
 }
 
 /// A file of the repository, by its path from the repository's root.
+/// The server's Prometheus exposition (`GET /metrics`, which needs no key).
+pub(crate) async fn metrics(addr: SocketAddr) -> String {
+    reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 pub(crate) fn repo_file(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../..")

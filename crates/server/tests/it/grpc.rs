@@ -459,12 +459,7 @@ async fn calls_are_counted_by_method_and_status_code() {
     )
     .await
     .unwrap_err();
-    let metrics = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = crate::common::metrics(addr).await;
     assert!(
         metrics.contains(
             r#"assay_grpc_requests_total{method="/assay.v1.Engine/Process",code="NOT_FOUND"}"#

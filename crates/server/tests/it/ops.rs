@@ -101,14 +101,7 @@ async fn health_readiness_metrics_and_request_ids() {
     assert_eq!(r.headers()["x-request-id"], "abc-123");
     let r = client.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(r.headers()["x-request-id"].len(), 36, "a UUID");
-    let metrics = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = crate::common::metrics(s.addr).await;
     assert!(
         metrics.contains("assay_requests_total{route=\"/healthz\",status=\"200\"}"),
         "{metrics}"
@@ -143,14 +136,7 @@ async fn overload_is_shed_with_503_and_retry_after() {
         "nothing was served"
     );
     assert_eq!(shed[0].headers()["retry-after"], "1");
-    let metrics = client
-        .get(format!("http://{}/metrics", s.addr))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = crate::common::metrics(s.addr).await;
     assert!(metrics.contains("assay_requests_shed_total"), "{metrics}");
     assert!(
         metrics.contains("assay_cache_hits_total{kind=\"pipeline\"}"),
@@ -291,12 +277,7 @@ async fn a_path_nothing_serves_is_a_404_problem() {
         assert_eq!(problem["code"], "not_found");
     }
     // Counted under one label, not one per made-up path.
-    let metrics = reqwest::get(format!("http://{}/metrics", s.addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = crate::common::metrics(s.addr).await;
     assert!(
         metrics.contains(r#"assay_requests_total{route="unmatched",status="404"}"#),
         "{metrics}"
