@@ -203,12 +203,11 @@ impl Transform {
             // A panic in the direct evaluator would be its bug: jaq answers instead.
             let run = std::panic::catch_unwind(|| direct.run(input, deadline));
             match run.unwrap_or(Err(direct::Stop::Fallback)) {
-                Ok(outputs) => match (self.mode, <[Value; 1]>::try_from(outputs)) {
-                    (OutputMode::One, Ok([one])) => return Ok(one),
-                    (OutputMode::Collect, Ok(one)) => return Ok(Value::Array(one.into())),
-                    (OutputMode::Collect, Err(all)) => return Ok(Value::Array(all)),
+                Ok(mut outputs) => match self.mode {
+                    OutputMode::Collect => return Ok(Value::Array(outputs)),
+                    OutputMode::One if outputs.len() == 1 => return Ok(outputs.swap_remove(0)),
                     // The count error is jaq's to report.
-                    (OutputMode::One, Err(_)) => {}
+                    OutputMode::One => {}
                 },
                 Err(direct::Stop::Timeout) => return Err(TransformError::Timeout(timeout)),
                 Err(direct::Stop::Fallback) => {}
