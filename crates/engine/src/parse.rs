@@ -16,6 +16,7 @@ use std::cell::Cell;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::map::Entry;
 use serde_json::{Map, Number};
 
 use crate::{Limits, Value};
@@ -417,13 +418,22 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         }
         self.check_depth()?;
         while let Some(key) = next_key {
-            if !self.context.allow_duplicate_keys && object.contains_key(&key) {
-                return Err(self.context.refuse(Refusal::DuplicateKey(key)));
+            // One lookup per member (the key is hashed once), which is most of the map's cost.
+            match object.entry(key) {
+                Entry::Vacant(slot) => {
+                    slot.insert(map.next_value_seed(inner)?);
+                }
+                Entry::Occupied(slot) if !self.context.allow_duplicate_keys => {
+                    return Err(self
+                        .context
+                        .refuse(Refusal::DuplicateKey(slot.key().clone())));
+                }
+                // With duplicates allowed the last one wins, in the first one's place, as in
+                // serde_json's own `Value`.
+                Entry::Occupied(mut slot) => {
+                    slot.insert(map.next_value_seed(inner)?);
+                }
             }
-            let value = map.next_value_seed(inner)?;
-            // With duplicates allowed the last one wins, in the first one's place, as in
-            // serde_json's own `Value`.
-            object.insert(key, value);
             next_key = map.next_key()?;
         }
         Ok(Value::Object(object))

@@ -157,7 +157,6 @@ impl AppState {
         };
         let permit = self.admit()?;
         let started = Instant::now();
-        let name_owned = name.to_owned();
         let small = placement == Placement::Inline && body.len() <= INLINE_MAX_BYTES;
         let work = move |until: Option<Instant>| {
             let mut output = Vec::new();
@@ -200,7 +199,7 @@ impl AppState {
         };
         metrics::histogram!("assay_process_seconds").record(started.elapsed().as_secs_f64());
         if let Ok(Processed::Rejected { rejection, .. }) = &result {
-            metrics::counter!("assay_validation_failures_total", "pipeline" => name_owned, "stage" => rejection.stage.to_string()).increment(1);
+            metrics::counter!("assay_validation_failures_total", "pipeline" => name.to_owned(), "stage" => rejection.stage.to_string()).increment(1);
         }
         result
     }

@@ -99,8 +99,14 @@ async fn health_readiness_metrics_and_request_ids() {
         .await
         .unwrap();
     assert_eq!(r.headers()["x-request-id"], "abc-123");
-    let r = client.get(format!("{base}/healthz")).send().await.unwrap();
-    assert_eq!(r.headers()["x-request-id"].len(), 36, "a UUID");
+    let mut made = std::collections::HashSet::new();
+    for _ in 0..3 {
+        let r = client.get(format!("{base}/healthz")).send().await.unwrap();
+        let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let uuid = uuid::Uuid::parse_str(&id).unwrap_or_else(|e| panic!("{id}: {e}"));
+        assert_eq!(uuid.get_version_num(), 8, "{id}");
+        assert!(made.insert(id), "request ids repeat: {made:?}");
+    }
     let metrics = crate::common::metrics(s.addr).await;
     assert!(
         metrics.contains("assay_requests_total{route=\"/healthz\",status=\"200\"}"),
