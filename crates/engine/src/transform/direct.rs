@@ -440,6 +440,13 @@ impl<'a> Run<'a> {
                 }
             }
             Node::Math(l, op, r) => {
+                // Most operands are a path, a variable or a literal: no lists to collect.
+                if let (Some(x), Some(y)) = (self.single(l, input), self.single(r, input)) {
+                    if let (Some(x), Some(y)) = (x?, y?) {
+                        out.push(Cow::Owned(computed(op.run(to_val(&x), to_val(&y)))?));
+                    }
+                    return Ok(());
+                }
                 // jaq's order: for each output of `l`, every output of `r`.
                 let ls = self.all(l, input)?;
                 let rs = self.all(r, input)?;
@@ -634,6 +641,12 @@ fn builtin(b: Builtin, input: &Value) -> Result<Value, Stop> {
         }
         (Builtin::ToString, Value::String(_)) => input.clone(),
         (Builtin::ToString, v) => computed(Ok(to_val(v).into_string()))?,
+        // Strings order by their UTF-8 bytes, as jqval orders them; no `Val`s needed.
+        (Builtin::Sort, Value::Array(a)) if a.iter().all(Value::is_string) => {
+            let mut sorted: Vec<&Value> = a.iter().collect();
+            sorted.sort_by_key(|v| v.as_str().map(str::as_bytes));
+            Value::Array(sorted.into_iter().cloned().collect())
+        }
         (Builtin::Sort, Value::Array(a)) => {
             // jaq sorts `Val`s with a stable sort; sort the same keys, keep the originals.
             let mut keyed: Vec<(Val, &Value)> = a.iter().map(|v| (to_val(v), v)).collect();
