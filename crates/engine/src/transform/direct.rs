@@ -21,8 +21,8 @@
 //!   error a client sees is jaq's, with jaq's message.
 //! - **Values are jaq's where they are computed.** Arithmetic, comparison, ordering, string
 //!   conversion and number parsing go through `jqval` (the same `Val` operations jaq calls), so a
-//!   number computed here has the digits jaq would give it. The differential tests in
-//!   `tests/it/direct.rs` run every supported construct through both evaluators.
+//!   number computed here has the digits jaq would give it. The differential tests of this
+//!   module run every supported construct through both evaluators.
 //!
 //! A run counts its steps and reads the clock every [`CLOCK_EVERY`] of them, so a program that
 //! multiplies its outputs (`[.[] as $a | .[] as $b | .[] | [$a, $b]]`) still ends at the
@@ -104,6 +104,10 @@ enum Node {
     Builtin(Builtin),
     /// A builtin of one argument whose single output it takes (`has(k)`, `startswith(s)`).
     Builtin1(Builtin1, Box<Node>),
+    /// A term that yields at most one output whatever its input (see [`yields_at_most_one`]),
+    /// marked at compile time so that [`Run::at_most_one`] evaluates it without collecting
+    /// outputs into lists. Every such term is marked, except those `Run::single` answers.
+    One(Box<Node>),
 }
 
 /// A piece of an interpolated string.
@@ -177,7 +181,7 @@ fn node(t: &Term<&str>, scope: &mut Vec<String>, depth: usize) -> Option<Node> {
         return None;
     }
     let sub = |t: &Term<&str>, scope: &mut Vec<String>| node(t, scope, depth + 1).map(Box::new);
-    Some(match t {
+    Some(marked(match t {
         Term::Id => Node::Id,
         Term::Num(n) => Node::Const(literal_number(n)?),
         Term::Str(None, parts) => match literal_string(parts) {
@@ -248,7 +252,11 @@ fn node(t: &Term<&str>, scope: &mut Vec<String>, depth: usize) -> Option<Node> {
                 None => Node::Id,
             };
             for (cond, then) in branches.iter().rev() {
-                rest = Node::If(sub(cond, scope)?, sub(then, scope)?, Box::new(rest));
+                rest = marked(Node::If(
+                    sub(cond, scope)?,
+                    sub(then, scope)?,
+                    Box::new(rest),
+                ));
             }
             rest
         }
@@ -264,7 +272,58 @@ fn node(t: &Term<&str>, scope: &mut Vec<String>, depth: usize) -> Option<Node> {
         }
         Term::Call(name, args) => call(name, args, scope, depth)?,
         _ => return None,
-    })
+    }))
+}
+
+/// `node` as a [`Node::One`] if it yields at most one output and `Run::single` does not answer
+/// it already. Its children must be marked already.
+fn marked(node: Node) -> Node {
+    if !answered_by_single(&node) && yields_at_most_one(&node) {
+        Node::One(Box::new(node))
+    } else {
+        node
+    }
+}
+
+/// The terms `Run::single` evaluates itself (paths only when they yield at most one output).
+fn answered_by_single(node: &Node) -> bool {
+    matches!(
+        node,
+        Node::Id | Node::Const(_) | Node::Var(_) | Node::Empty | Node::Path(..) | Node::One(_)
+    )
+}
+
+/// Whether `node` yields at most one output on any input, given that its children are
+/// [`marked`]. Arrays, builtins and `empty` always do; the other terms do when each of their
+/// parts does; `,` and `[]` do not.
+fn yields_at_most_one(node: &Node) -> bool {
+    let one = |n: &Node| match n {
+        Node::One(_) => true,
+        n => answered_by_single(n) && yields_at_most_one(n),
+    };
+    match node {
+        Node::Id
+        | Node::Const(_)
+        | Node::Var(_)
+        | Node::Empty
+        | Node::Arr(_)
+        | Node::Builtin(_)
+        | Node::One(_) => true,
+        Node::Path(head, steps) => one(head) && steps.iter().all(|(s, _)| !matches!(s, Step::Iter)),
+        Node::Obj(fields) => fields.iter().all(|(_, f)| one(f)),
+        Node::Neg(f) | Node::Builtin1(_, f) => one(f),
+        Node::Pipe(l, _, r)
+        | Node::Alt(l, r)
+        | Node::Logic(l, _, r)
+        | Node::Math(l, _, r)
+        | Node::Cmp(l, _, r) => one(l) && one(r),
+        Node::If(c, t, e) => one(c) && one(t) && one(e),
+        Node::Interp(pieces) => pieces.iter().all(|p| match p {
+            Piece::Text(_) => true,
+            Piece::Term(f) => one(f),
+        }),
+        Node::Comma(..) => false,
+    }
 }
 
 /// The builtins of jq's prelude this module reproduces, by name and arity. Programs cannot
@@ -378,23 +437,12 @@ impl<'a> Run<'a> {
         }
         match node {
             // `single` answered these above.
-            Node::Id | Node::Const(_) | Node::Var(_) => return Err(Stop::Fallback),
+            Node::Id | Node::Const(_) | Node::Var(_) | Node::One(_) => {
+                return Err(Stop::Fallback);
+            }
             Node::Empty => {}
-            Node::Arr(None) => out.push(Cow::Owned(Value::Array(Vec::new()))),
-            Node::Arr(Some(f)) => {
-                let mut items = Vec::new();
-                self.eval(f, input, &mut items)?;
-                let items = items.into_iter().map(Cow::into_owned).collect();
-                out.push(Cow::Owned(Value::Array(items)));
-            }
-            Node::Obj(fields) => {
-                let mut map = Map::with_capacity(fields.len());
-                for (key, f) in fields {
-                    let value = self.one(f, input)?;
-                    map.insert(key.clone(), value.into_owned());
-                }
-                out.push(Cow::Owned(Value::Object(map)));
-            }
+            Node::Arr(f) => out.push(Cow::Owned(self.array(f.as_deref(), input)?)),
+            Node::Obj(fields) => out.push(Cow::Owned(self.object(fields, input)?)),
             Node::Neg(f) => {
                 for x in self.all(f, input)? {
                     out.push(Cow::Owned(computed(-to_val(&x))?));
@@ -492,23 +540,134 @@ impl<'a> Run<'a> {
                 let arg = self.one(arg, input)?;
                 out.push(Cow::Owned(builtin1(*b, input, &arg)?));
             }
-            Node::Interp(pieces) => {
-                let mut s = String::new();
-                for piece in pieces {
-                    match piece {
-                        Piece::Text(text) => s.push_str(text),
-                        Piece::Term(f) => {
-                            match builtin(Builtin::ToString, &*self.one(f, input)?)? {
-                                Value::String(text) => s.push_str(&text),
-                                _ => return Err(Stop::Fallback),
-                            }
-                        }
-                    }
-                }
-                out.push(Cow::Owned(Value::String(s)));
-            }
+            Node::Interp(pieces) => out.push(Cow::Owned(self.interp(pieces, input)?)),
         }
         Ok(())
+    }
+
+    /// `[f]`, or `[]` when `f` is `None`.
+    fn array(&mut self, f: Option<&'a Node>, input: &V<'a>) -> Result<Value, Stop> {
+        let mut items = Vec::new();
+        if let Some(f) = f {
+            self.eval(f, input, &mut items)?;
+        }
+        Ok(Value::Array(
+            items.into_iter().map(Cow::into_owned).collect(),
+        ))
+    }
+
+    /// `{k: f, ...}`, each value the single output of its term.
+    fn object(&mut self, fields: &'a [(String, Node)], input: &V<'a>) -> Result<Value, Stop> {
+        let mut map = Map::with_capacity(fields.len());
+        for (key, f) in fields {
+            let value = self.one(f, input)?;
+            map.insert(key.clone(), value.into_owned());
+        }
+        Ok(Value::Object(map))
+    }
+
+    /// `"a\(f)b"`, each term's single output written by `tostring`.
+    fn interp(&mut self, pieces: &'a [Piece], input: &V<'a>) -> Result<Value, Stop> {
+        let mut s = String::new();
+        for piece in pieces {
+            match piece {
+                Piece::Text(text) => s.push_str(text),
+                Piece::Term(f) => match builtin(Builtin::ToString, &*self.one(f, input)?)? {
+                    Value::String(text) => s.push_str(&text),
+                    _ => return Err(Stop::Fallback),
+                },
+            }
+        }
+        Ok(Value::String(s))
+    }
+
+    /// The output of a term that yields at most one ([`Node::One`]), with jaq's semantics for
+    /// that case, computed without collecting outputs. Each branch evaluates the same parts in
+    /// the same order as the corresponding branch of `eval`, so errors (left to jaq) arise
+    /// alike.
+    fn at_most_one(&mut self, node: &'a Node, input: &V<'a>) -> Result<Option<V<'a>>, Stop> {
+        self.tick()?;
+        if let Some(single) = self.single(node, input) {
+            return single;
+        }
+        let owned = |v: Value| Some(Cow::Owned(v));
+        Ok(match node {
+            Node::Empty => None,
+            Node::Arr(f) => owned(self.array(f.as_deref(), input)?),
+            Node::Obj(fields) => owned(self.object(fields, input)?),
+            Node::Interp(pieces) => owned(self.interp(pieces, input)?),
+            Node::Builtin(b) => owned(builtin(*b, input)?),
+            Node::Builtin1(b, arg) => {
+                let arg = self.one(arg, input)?;
+                owned(builtin1(*b, input, &arg)?)
+            }
+            Node::Neg(f) => match self.at_most_one(f, input)? {
+                Some(x) => owned(computed(-to_val(&x))?),
+                None => None,
+            },
+            Node::Pipe(l, None, r) => match self.at_most_one(l, input)? {
+                Some(y) => self.at_most_one(r, &y)?,
+                None => None,
+            },
+            Node::Pipe(l, Some(x), r) => match self.at_most_one(l, input)? {
+                Some(y) => {
+                    self.vars.push((x, y));
+                    let result = self.at_most_one(r, input);
+                    self.vars.pop();
+                    result?
+                }
+                None => None,
+            },
+            Node::Alt(l, r) => match self.at_most_one(l, input)? {
+                Some(y) if truthy(&y) => Some(y),
+                _ => self.at_most_one(r, input)?,
+            },
+            Node::Logic(l, stop, r) => match self.at_most_one(l, input)? {
+                None => None,
+                Some(x) if truthy(&x) == *stop => owned(Value::Bool(*stop)),
+                Some(_) => match self.at_most_one(r, input)? {
+                    Some(y) => owned(Value::Bool(truthy(&y))),
+                    None => None,
+                },
+            },
+            // Both sides are evaluated before either is used, as in `eval`.
+            Node::Math(l, op, r) => {
+                let (x, y) = (self.at_most_one(l, input)?, self.at_most_one(r, input)?);
+                match (x, y) {
+                    (Some(x), Some(y)) => owned(computed(op.run(to_val(&x), to_val(&y)))?),
+                    _ => None,
+                }
+            }
+            Node::Cmp(l, op, r) => {
+                let (x, y) = (self.at_most_one(l, input)?, self.at_most_one(r, input)?);
+                match (x, y) {
+                    (Some(x), Some(y)) => owned(Value::Bool(op.run(&to_val(&x), &to_val(&y)))),
+                    _ => None,
+                }
+            }
+            Node::If(cond, then, otherwise) => match self.at_most_one(cond, input)? {
+                Some(c) => self.at_most_one(if truthy(&c) { then } else { otherwise }, input)?,
+                None => None,
+            },
+            // A path whose head `single` does not answer.
+            Node::Path(head, steps) => {
+                let Some(mut v) = self.at_most_one(head, input)? else {
+                    return Ok(None);
+                };
+                for (step, opt) in steps {
+                    v = match (index(step, v), opt) {
+                        (Some(v), _) => v,
+                        (None, Opt::Optional) => return Ok(None),
+                        (None, Opt::Essential) => return Err(Stop::Fallback),
+                    };
+                }
+                Some(v)
+            }
+            // `single` answers the others; `,` is never marked.
+            Node::Id | Node::Const(_) | Node::Var(_) | Node::One(_) | Node::Comma(..) => {
+                return Err(Stop::Fallback);
+            }
+        })
     }
 
     /// The output of a term that yields at most one value (`.`, a literal, a variable, a path
@@ -517,6 +676,7 @@ impl<'a> Run<'a> {
         Some(Ok(Some(match node {
             Node::Id => input.clone(),
             Node::Const(c) => Cow::Borrowed(c),
+            Node::One(inner) => return Some(self.at_most_one(inner, input)),
             Node::Var(x) => match self.vars.iter().rev().find(|(name, _)| name == x) {
                 Some((_, v)) => v.clone(),
                 None => return Some(Err(Stop::Fallback)),
@@ -1083,6 +1243,46 @@ mod tests {
             }
         }
         assert!(runs > 200, "only {runs} variants ran directly");
+    }
+
+    #[test]
+    fn terms_with_at_most_one_output_are_marked() {
+        let root = |code: &str| Program::compile(code).expect(code).root;
+        for code in [
+            ".a // .b",
+            ".a as $x | $x + 1",
+            "[.[] | .x]",
+            "select(.a)",
+            "if .a then 1 elif .b then 2 else 3 end",
+            "{a: (.x // 0), b: (.y | tostring)}",
+            "\"<\\(.a + 1)>\"",
+            TRADE_JQ,
+        ] {
+            assert!(
+                matches!(root(code), Node::One(_)),
+                "{code} yields at most one output"
+            );
+        }
+        for code in [
+            ".a, .b",
+            ".b[]?",
+            "if .a then 1 else (2, 3) end",
+            "{a: (1, 2)}",
+            "(.a, .b) // 1",
+        ] {
+            assert!(
+                !matches!(root(code), Node::One(_)),
+                "{code} may yield several"
+            );
+        }
+        // Paths and literals are `single`'s, never marked; a path's head may be.
+        for code in [".", ".a.b[0]?", "1"] {
+            assert!(!matches!(root(code), Node::One(_)), "{code}");
+        }
+        let Node::Path(head, _) = root("(.a // .b).c") else {
+            panic!("a path")
+        };
+        assert!(matches!(*head, Node::One(_)));
     }
 
     #[test]
