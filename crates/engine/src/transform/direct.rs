@@ -488,13 +488,6 @@ impl<'a> Run<'a> {
                 }
             }
             Node::Math(l, op, r) => {
-                // Most operands are a path, a variable or a literal: no lists to collect.
-                if let (Some(x), Some(y)) = (self.single(l, input), self.single(r, input)) {
-                    if let (Some(x), Some(y)) = (x?, y?) {
-                        out.push(Cow::Owned(computed(op.run(to_val(&x), to_val(&y)))?));
-                    }
-                    return Ok(());
-                }
                 // jaq's order: for each output of `l`, every output of `r`.
                 let ls = self.all(l, input)?;
                 let rs = self.all(r, input)?;
