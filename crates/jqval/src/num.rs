@@ -402,7 +402,7 @@ fn small_pair(l: &Num, r: &Num) -> Option<(small::Small, small::Small)> {
 /// returns `None` and takes the general path.
 mod small {
     use super::{Num, Rc};
-    use alloc::string::{String, ToString};
+    use alloc::string::ToString;
 
     /// Most digits an operand may have: the product of two such mantissas fits in `i128`.
     pub(super) const MAX_DIGITS: u32 = 18;
@@ -482,22 +482,7 @@ mod small {
         if scale > 64 {
             return None;
         }
-        let digits = mantissa.unsigned_abs().to_string();
-        let scale = scale as usize;
-        let mut text = String::with_capacity(digits.len() + scale + 3);
-        if mantissa < 0 {
-            text.push('-');
-        }
-        if digits.len() > scale {
-            let (int, frac) = digits.split_at(digits.len() - scale);
-            text.push_str(int);
-            text.push('.');
-            text.push_str(frac);
-        } else {
-            text.push_str("0.");
-            text.extend(core::iter::repeat_n('0', scale - digits.len()));
-            text.push_str(&digits);
-        }
+        let text = super::point(mantissa < 0, &mantissa.unsigned_abs().to_string(), scale);
         Some(Num::Dec(Rc::new(text)))
     }
 }
@@ -608,22 +593,33 @@ fn format_decimal(mantissa: &BigInt, scale: i64) -> String {
     if !(0..=64).contains(&scale) {
         return format!("{mantissa}e{}", -scale);
     }
-    let digits = mantissa.magnitude().to_string();
-    let sign = if mantissa.sign() == Sign::Minus {
-        "-"
-    } else {
-        ""
-    };
+    point(
+        mantissa.sign() == Sign::Minus,
+        &mantissa.magnitude().to_string(),
+        scale as u32,
+    )
+}
+
+/// The decimal text of `digits / 10^scale` (`scale` at most 64), negated when `negative`.
+fn point(negative: bool, digits: &str, scale: u32) -> String {
     let scale = scale as usize;
+    let mut text = String::with_capacity(digits.len() + scale + 3);
+    if negative {
+        text.push('-');
+    }
     if scale == 0 {
-        return format!("{sign}{digits}");
-    }
-    if digits.len() > scale {
+        text.push_str(digits);
+    } else if digits.len() > scale {
         let (int, frac) = digits.split_at(digits.len() - scale);
-        format!("{sign}{int}.{frac}")
+        text.push_str(int);
+        text.push('.');
+        text.push_str(frac);
     } else {
-        format!("{sign}0.{}{digits}", "0".repeat(scale - digits.len()))
+        text.push_str("0.");
+        text.extend(core::iter::repeat_n('0', scale - digits.len()));
+        text.push_str(digits);
     }
+    text
 }
 
 #[derive(Copy, Clone)]

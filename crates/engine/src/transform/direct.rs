@@ -285,7 +285,8 @@ fn marked(node: Node) -> Node {
     }
 }
 
-/// The terms `Run::single` evaluates itself (paths only when they yield at most one output).
+/// The terms never marked: `Run::single` evaluates them itself (paths only when they yield at
+/// most one output), and `empty` has no list to save.
 fn answered_by_single(node: &Node) -> bool {
     matches!(
         node,
