@@ -305,6 +305,36 @@ fn spell_exponent_as_serde_json(literal: &str) -> String {
     }
 }
 
+/// How many nesting levels [`size_hint`] remembers object sizes for.
+const HINTED_DEPTHS: usize = 8;
+/// The largest capacity a hint asks for up front: a larger object grows from there.
+const MAX_HINT: u8 = 32;
+
+thread_local! {
+    /// The member count of the object this thread parsed last at each of the first depths.
+    static OBJECT_SIZES: Cell<[u8; HINTED_DEPTHS]> = const { Cell::new([0; HINTED_DEPTHS]) };
+}
+
+/// The capacity to give a new object at `depth`: the size of the object this thread last
+/// parsed there. Documents a server sees in a row, and the members of one array, mostly share
+/// a shape, so an object is usually built without growing (each growth reallocates its
+/// entries and rehashes its index; a 17-member object grows four times from empty). A wrong
+/// hint costs a little memory or one growth, never a result.
+fn size_hint(depth: usize) -> usize {
+    OBJECT_SIZES.with(|sizes| sizes.get().get(depth).copied().map_or(0, usize::from))
+}
+
+/// Records the member count of an object just parsed at `depth` for [`size_hint`].
+fn remember_size(depth: usize, len: usize) {
+    if depth < HINTED_DEPTHS {
+        OBJECT_SIZES.with(|sizes| {
+            let mut all = sizes.get();
+            all[depth] = u8::try_from(len).unwrap_or(MAX_HINT).min(MAX_HINT);
+            sizes.set(all);
+        });
+    }
+}
+
 /// Builds one value that sits inside `depth` arrays and objects.
 #[derive(Clone, Copy)]
 struct ValueSeed<'c> {
@@ -389,15 +419,19 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let inner = self.inner();
         let mut object = Map::new();
-        let mut next_key = map.next_key::<String>()?;
-        if next_key.as_deref() == Some(NUMBER_TOKEN) {
+        let mut next_key = match map.next_key_seed(KeySeed)? {
+            None => None,
+            Some(Key::Name(name)) => {
+                object = Map::with_capacity(size_hint(self.depth));
+                Some(name)
+            }
             // Either serde_json handing over a number, or a document whose first key is
             // literally "$serde_json::private::Number" (serde_json's own `Value` would take
             // `{"$serde_json::private::Number": "1"}` for the number 1). Only serde_json's
             // number passes its text as an owned `String` (`visit_string`); a string in the
             // document arrives through `visit_str`/`visit_borrowed_str`. That tells the two
             // apart, so such a document stays an object.
-            match map.next_value_seed(TokenValueSeed(inner))? {
+            Some(Key::Token) => match map.next_value_seed(TokenValueSeed(inner))? {
                 TokenValue::NumberText(text) => {
                     // `from_string_unchecked` is the only way to keep a spelling that
                     // serde_json would rewrite (its `FromStr` rewrites the exponent too). It
@@ -412,10 +446,10 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
                     // is safe because `inner` carries the right depth and checks its own
                     // containers.
                     object.insert(NUMBER_TOKEN.to_owned(), value);
-                    next_key = map.next_key()?;
+                    map.next_key()?
                 }
-            }
-        }
+            },
+        };
         self.check_depth()?;
         while let Some(key) = next_key {
             // One lookup per member (the key is hashed once), which is most of the map's cost.
@@ -436,7 +470,49 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
             }
             next_key = map.next_key()?;
         }
+        remember_size(self.depth, object.len());
         Ok(Value::Object(object))
+    }
+}
+
+/// An object's first key: serde_json hands a number over as a one-member map whose key is
+/// [`NUMBER_TOKEN`], and that key is told apart without allocating it.
+enum Key {
+    Token,
+    Name(String),
+}
+
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Key;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Key, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for KeySeed {
+    type Value = Key;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("an object key")
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Key, E> {
+        Ok(if value == NUMBER_TOKEN {
+            Key::Token
+        } else {
+            Key::Name(value.to_owned())
+        })
+    }
+
+    fn visit_string<E>(self, value: String) -> Result<Key, E> {
+        Ok(if value == NUMBER_TOKEN {
+            Key::Token
+        } else {
+            Key::Name(value)
+        })
     }
 }
 
@@ -513,6 +589,35 @@ mod tests {
 
     fn nested_arrays(depth: usize) -> String {
         "[".repeat(depth) + &"]".repeat(depth)
+    }
+
+    #[test]
+    fn size_hints_from_earlier_documents_change_nothing() {
+        let wide: String = format!(
+            "{{{}}}",
+            (0..40)
+                .map(|i| format!("\"k{i}\":{{\"a\":{i}}}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        // Each document is parsed after one of another shape at the same depths, so that the
+        // hints are too large, too small and exact in turn; serde_json's own parse is the
+        // reference. Duplicate keys are still caught whatever capacity the object started at.
+        for doc in [
+            wide.as_str(),
+            r#"{"x":{"a":1,"b":2,"c":3}}"#,
+            "{}",
+            &wide,
+            r#"{"a":[{"b":1},{"b":2,"c":[]}]}"#,
+        ] {
+            let expected: Value = serde_json::from_str(doc).unwrap();
+            assert_eq!(parse(doc).unwrap(), expected, "{doc}");
+            assert_eq!(
+                parse(r#"{"a":1,"b":2,"a":3}"#).unwrap_err().code(),
+                "duplicate_key"
+            );
+        }
+        assert!(size_hint(0) <= usize::from(MAX_HINT));
     }
 
     #[test]
