@@ -18,6 +18,7 @@ use core::cmp::Ordering;
 use core::fmt;
 use core::hash::{Hash, Hasher};
 use core::str::FromStr;
+use jaq_core::ops::Math;
 use num_bigint::{BigInt, BigUint, Sign};
 use num_traits::{cast::ToPrimitive, Signed, Zero};
 
@@ -275,6 +276,21 @@ impl Num {
         })
     }
 
+    /// `x + y`, `x - y` or `x * y` on two numbers given as JSON number text, as the text of
+    /// the number [`Num::add`], [`Num::sub`] or [`Num::mul`] gives for them, when both are
+    /// integers or decimals in plain notation of at most 18 digits. Computed in machine
+    /// integers without making either `Num`: the path for money amounts kept as text outside
+    /// jqval. `None` for any other operator or operand, and where the result would not fit.
+    pub fn exact_text_op(op: Math, x: &str, y: &str) -> Option<String> {
+        let (x, y) = (small::Small::parse(x)?, small::Small::parse(y)?);
+        small::text(match op {
+            Math::Add => small::sum(x, y, false)?,
+            Math::Sub => small::sum(x, y, true)?,
+            Math::Mul => small::product(x, y)?,
+            _ => return None,
+        })
+    }
+
     /// Exact product; a float operand makes a float.
     pub fn mul(self, rhs: Self) -> NumR {
         use Num::*;
@@ -402,7 +418,7 @@ fn small_pair(l: &Num, r: &Num) -> Option<(small::Small, small::Small)> {
 /// returns `None` and takes the general path.
 mod small {
     use super::{Num, Rc};
-    use alloc::string::ToString;
+    use alloc::string::String;
 
     /// Most digits an operand may have: the product of two such mantissas fits in `i128`.
     pub(super) const MAX_DIGITS: u32 = 18;
@@ -428,7 +444,8 @@ mod small {
             }
         }
 
-        fn parse(text: &str) -> Option<Self> {
+        /// Reads JSON number text (an integer, or a decimal without an exponent).
+        pub(super) fn parse(text: &str) -> Option<Self> {
             let (negative, rest) = match text.strip_prefix('-') {
                 Some(rest) => (true, rest),
                 None => (false, text),
@@ -438,13 +455,15 @@ mod small {
             if int.is_empty() || digits as u32 > MAX_DIGITS {
                 return None;
             }
-            let mut mantissa: i128 = 0;
+            // At most 18 digits: below 10^18, so `u64` holds them (and is quicker than `i128`).
+            let mut mantissa: u64 = 0;
             for b in int.bytes().chain(frac.bytes()) {
                 if !b.is_ascii_digit() {
                     return None;
                 }
-                mantissa = mantissa * 10 + i128::from(b - b'0');
+                mantissa = mantissa * 10 + u64::from(b - b'0');
             }
+            let mantissa = i128::from(mantissa);
             Some(Self {
                 mantissa: if negative { -mantissa } else { mantissa },
                 scale: frac.len() as u32,
@@ -459,31 +478,62 @@ mod small {
     }
 
     pub(super) fn add(x: Small, y: Small) -> Option<Num> {
-        let scale = x.scale.max(y.scale);
-        number(x.at(scale)?.checked_add(y.at(scale)?)?, scale)
+        number(sum(x, y, false)?)
     }
 
     pub(super) fn sub(x: Small, y: Small) -> Option<Num> {
-        let scale = x.scale.max(y.scale);
-        number(x.at(scale)?.checked_sub(y.at(scale)?)?, scale)
+        number(sum(x, y, true)?)
     }
 
     pub(super) fn mul(x: Small, y: Small) -> Option<Num> {
-        number(x.mantissa.checked_mul(y.mantissa)?, x.scale + y.scale)
+        number(product(x, y)?)
+    }
+
+    pub(super) fn sum(x: Small, y: Small, negate_y: bool) -> Option<Small> {
+        let scale = x.scale.max(y.scale);
+        let (xm, ym) = (x.at(scale)?, y.at(scale)?);
+        let mantissa = if negate_y {
+            xm.checked_sub(ym)?
+        } else {
+            xm.checked_add(ym)?
+        };
+        Some(Small { mantissa, scale })
+    }
+
+    pub(super) fn product(x: Small, y: Small) -> Option<Small> {
+        Some(Small {
+            mantissa: x.mantissa.checked_mul(y.mantissa)?,
+            scale: x.scale + y.scale,
+        })
     }
 
     /// What `Num::from_decimal` makes of `mantissa / 10^scale`.
-    fn number(mantissa: i128, scale: u32) -> Option<Num> {
-        if scale == 0 {
+    fn number(n: Small) -> Option<Num> {
+        if n.scale == 0 {
             return Some(
-                isize::try_from(mantissa).map_or_else(|_| Num::big_int(mantissa.into()), Num::Int),
+                isize::try_from(n.mantissa)
+                    .map_or_else(|_| Num::big_int(n.mantissa.into()), Num::Int),
             );
         }
-        if scale > 64 {
+        Some(Num::Dec(Rc::new(text(n)?)))
+    }
+
+    /// How [`number`]'s result is written: the digits of an integer, or a decimal point
+    /// `scale` digits from the right. `None` where [`number`] gives up too.
+    pub(super) fn text(n: Small) -> Option<String> {
+        if n.scale > 64 {
             return None;
         }
-        let text = super::point(mantissa < 0, &mantissa.unsigned_abs().to_string(), scale);
-        Some(Num::Dec(Rc::new(text)))
+        let negative = n.mantissa < 0;
+        // `itoa` writes on the stack (and `u64`s with 64-bit divisions); `Display` would
+        // allocate a string only to be copied into the result.
+        let mut buf = itoa::Buffer::new();
+        let magnitude = n.mantissa.unsigned_abs();
+        let digits = match u64::try_from(magnitude) {
+            Ok(m) => buf.format(m),
+            Err(_) => buf.format(magnitude),
+        };
+        Some(super::point(negative, digits, n.scale))
     }
 }
 
@@ -902,6 +952,44 @@ mod tests {
         assert!(
             small_runs * 10 > all * 8,
             "{small_runs} of {all} pairs were small"
+        );
+    }
+
+    #[test]
+    fn arithmetic_on_text_gives_what_the_operators_give() {
+        let texts: Vec<String> = operands().iter().map(Num::to_string).collect();
+        let (mut answered, mut all) = (0, 0);
+        for l in &texts {
+            for r in &texts {
+                for op in [Math::Add, Math::Sub, Math::Mul] {
+                    all += 1;
+                    let Some(text) = Num::exact_text_op(op, l, r) else {
+                        continue;
+                    };
+                    answered += 1;
+                    let (x, y) = (Num::from_literal(l), Num::from_literal(r));
+                    let expected = match op {
+                        Math::Add => x.add(y),
+                        Math::Sub => x.sub(y),
+                        _ => x.mul(y),
+                    };
+                    assert_eq!(Ok(text), expected.map(|n| n.to_string()), "{l} {op:?} {r}");
+                }
+            }
+        }
+        assert!(answered * 10 > all * 7, "{answered} of {all} answered");
+        // Exponents, other operators and results past the digit limit are not its to answer.
+        assert_eq!(Num::exact_text_op(Math::Add, "1e3", "1"), None);
+        assert_eq!(Num::exact_text_op(Math::Div, "1", "4"), None);
+        let nines = "999999999999999999";
+        assert_eq!(
+            Num::exact_text_op(Math::Add, "0.1", "0.2").as_deref(),
+            Some("0.3")
+        );
+        assert!(Num::exact_text_op(Math::Mul, nines, nines).is_some());
+        assert_eq!(
+            Num::exact_text_op(Math::Add, "-0", "-0").as_deref(),
+            Some("0")
         );
     }
 

@@ -37,7 +37,7 @@ use jaq_core::load::parse::{BinaryOp, Pattern, Term};
 use jaq_core::ops::{Cmp, Math};
 use jaq_core::path::{Opt, Part};
 use jqval::Val;
-use serde_json::Map;
+use serde_json::{Map, Number};
 
 use super::{from_val, to_val};
 use crate::Value;
@@ -494,7 +494,7 @@ impl<'a> Run<'a> {
                 let rs = self.all(r, input)?;
                 for x in &ls {
                     for y in &rs {
-                        out.push(Cow::Owned(computed(op.run(to_val(x), to_val(y)))?));
+                        out.push(Cow::Owned(arith(*op, x, y)?));
                     }
                 }
             }
@@ -628,7 +628,7 @@ impl<'a> Run<'a> {
             Node::Math(l, op, r) => {
                 let (x, y) = (self.at_most_one(l, input)?, self.at_most_one(r, input)?);
                 match (x, y) {
-                    (Some(x), Some(y)) => owned(computed(op.run(to_val(&x), to_val(&y)))?),
+                    (Some(x), Some(y)) => owned(arith(*op, &x, &y)?),
                     _ => None,
                 }
             }
@@ -814,6 +814,9 @@ fn builtin(b: Builtin, input: &Value) -> Result<Value, Stop> {
                 Value::Object(m) => Box::new(m.values()),
                 _ => return Err(Stop::Fallback),
             };
+            if let Some(sum) = number_sum(input) {
+                return Ok(sum);
+            }
             let mut sum = Val::Null;
             for x in items {
                 sum = (sum + to_val(x)).map_err(|_| Stop::Fallback)?;
@@ -858,6 +861,37 @@ fn builtin1(b: Builtin1, input: &Value, arg: &Value) -> Result<Value, Stop> {
         }
         _ => return Err(Stop::Fallback),
     })
+}
+
+/// `add` on an array of numbers that [`arith`] can sum on their text, if `input` is one.
+/// (`null + x` is `x` itself, so the first number is taken as it is.)
+fn number_sum(input: &Value) -> Option<Value> {
+    let Value::Array(items) = input else {
+        return None;
+    };
+    let mut numbers = items.iter().map(|v| match v {
+        Value::Number(n) => Some(n.as_str()),
+        _ => None,
+    });
+    let mut sum = numbers.next()??.to_owned();
+    for n in numbers {
+        sum = jqval::Num::exact_text_op(Math::Add, &sum, n?)?;
+    }
+    Some(Value::Number(Number::from_string_unchecked(sum)))
+}
+
+/// `x op y` as jaq computes it. Sums, differences and products of two numbers of up to 18
+/// digits (money amounts) are worked out on their text, which is what jqval gives for them
+/// (`Num::exact_text_op`) without converting either side to a `Val` and the result back.
+fn arith(op: Math, x: &Value, y: &Value) -> Result<Value, Stop> {
+    if let (Value::Number(a), Value::Number(b)) = (x, y)
+        && let Some(text) = jqval::Num::exact_text_op(op, a.as_str(), b.as_str())
+    {
+        // Digits and at most one point, so JSON number text: see `parse.rs` on why
+        // `from_string_unchecked`.
+        return Ok(Value::Number(Number::from_string_unchecked(text)));
+    }
+    computed(op.run(to_val(x), to_val(y)))
 }
 
 /// A value jqval computed, as a document; any error is jaq's to report.
@@ -907,6 +941,11 @@ mod tests {
         r#"["x", "y"]"#,
         "[[1, 2], [3]]",
         "[0.1, 0.2, 0.3]",
+        // `add` takes a lone number as it is, and sums money amounts on their text.
+        "[-0]",
+        "[1e400]",
+        "[-0.0, 2.50, -1]",
+        "[999999999999999999, 999999999999999999]",
         r#"[{"a": 1}, {"b": 2}, {"a": 3}]"#,
         "{}",
         r#"{"a": 1, "b": [1, 2, {"c": "d"}], "n": null, "f": false, "s": "Hi", "x": 0.1, "y": 0.2}"#,
