@@ -291,6 +291,13 @@ impl Num {
         })
     }
 
+    /// The number text `tonumber` makes of a string that is exactly one JSON number (RFC 8259):
+    /// the string itself, but `0` for `-0`, which the reader takes for an integer. `None`
+    /// for any other string (surrounding whitespace, jq's looser forms): the reader decides.
+    pub fn json_number_text(s: &str) -> Option<&str> {
+        is_json_number(s).then_some(if s == "-0" { "0" } else { s })
+    }
+
     /// Exact product; a float operand makes a float.
     pub fn mul(self, rhs: Self) -> NumR {
         use Num::*;

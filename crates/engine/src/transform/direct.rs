@@ -787,6 +787,11 @@ fn builtin(b: Builtin, input: &Value) -> Result<Value, Stop> {
         (Builtin::ToNumber, Value::Number(_)) => input.clone(),
         // jqval: `tonumber` on a string is `fromjson` checked to be a number.
         (Builtin::ToNumber, Value::String(s)) => {
+            if let Some(text) = jqval::Num::json_number_text(s) {
+                return Ok(Value::Number(Number::from_string_unchecked(
+                    text.to_owned(),
+                )));
+            }
             let mut vals = jqval::read::parse_many(s.as_bytes());
             match (vals.next(), vals.next()) {
                 (Some(Ok(n @ Val::Num(_))), None) => computed(Ok(n))?,
@@ -1059,6 +1064,48 @@ mod tests {
             answered * 5 > runs * 2,
             "direct evaluator answered {answered} of {runs} runs"
         );
+    }
+
+    #[test]
+    fn tonumber_on_strings_agrees_with_jaq() {
+        // A string that is one JSON number on its own is read here; the rest go to jqval.
+        let strings = [
+            "0",
+            "-0",
+            "-0.0",
+            "-0.50",
+            "12.50",
+            "1E400",
+            "-1e-7",
+            "9007199254740993",
+            "123456789012345678901234567890",
+            "007",
+            "1.",
+            ".5",
+            "+1",
+            " 7",
+            "1 2",
+            "0x10",
+            "",
+        ];
+        let mut answered = 0;
+        for s in strings {
+            let doc = Value::String(s.to_owned());
+            let theirs = jaq("tonumber", &doc).map(|v| text(&v));
+            match direct("tonumber", &doc) {
+                Some(Ok(outputs)) => {
+                    answered += 1;
+                    assert_eq!(
+                        Ok(text(&Value::Array(outputs))),
+                        theirs,
+                        "tonumber on {s:?}"
+                    );
+                }
+                Some(Err(Stop::Fallback)) => {}
+                other => panic!("tonumber on {s:?}: {other:?}"),
+            }
+        }
+        assert!(answered >= 9, "{answered} answered");
     }
 
     /// A small deterministic generator (xorshift) of programs from the supported grammar and of
