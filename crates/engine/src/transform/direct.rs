@@ -814,14 +814,14 @@ fn builtin(b: Builtin, input: &Value) -> Result<Value, Stop> {
         }
         // jq: `def add: reduce .[] as $x (null; . + $x);`
         (Builtin::Add, Value::Array(_) | Value::Object(_)) => {
+            if let Some(sum) = number_sum(input) {
+                return Ok(sum);
+            }
             let items: Box<dyn Iterator<Item = &Value>> = match input {
                 Value::Array(a) => Box::new(a.iter()),
                 Value::Object(m) => Box::new(m.values()),
                 _ => return Err(Stop::Fallback),
             };
-            if let Some(sum) = number_sum(input) {
-                return Ok(sum);
-            }
             let mut sum = Val::Null;
             for x in items {
                 sum = (sum + to_val(x)).map_err(|_| Stop::Fallback)?;
