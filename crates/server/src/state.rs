@@ -28,9 +28,21 @@ const INLINE_MAX_BYTES: usize = 64 * 1024;
 /// the most a request can hold up the other connections served by the same thread.
 const INLINE_BUDGET: Duration = Duration::from_millis(2);
 
-/// Shared state of one server.
+/// Shared state of one server. Every request holds a clone: one reference count (the
+/// handlers' extractors clone it, several times per request).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+pub struct Shared {
     /// The registry (and its compiled cache).
     pub registry: Arc<Registry>,
     /// Authentication, API keys and rate limits.
@@ -92,7 +104,7 @@ impl AppState {
     /// State over `registry` and `access` with `config`'s limits: at most `max_in_flight`
     /// documents at once, bodies up to `max_body_bytes`.
     pub fn new(registry: Arc<Registry>, access: Access, config: &Config) -> Self {
-        Self {
+        Self(Arc::new(Shared {
             registry,
             access,
             permits: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
@@ -105,7 +117,7 @@ impl AppState {
                 max_bytes: config.max_body_bytes,
                 ..engine::Limits::default()
             },
-        }
+        }))
     }
 
     /// A slot for CPU work, or `Overloaded` at once (counted as shed).
