@@ -1207,7 +1207,9 @@ fn run_line(
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
         pipeline.value.process(bytes, Some(encoding), out)
     }));
-    metrics::histogram!("assay_process_seconds").record(started.elapsed().as_secs_f64());
+    crate::state::per_document()
+        .process_seconds
+        .record(started.elapsed().as_secs_f64());
     match result {
         Ok(Ok(Outcome::Accepted(()))) => out.extend_from_slice(b"}\n"),
         Ok(Ok(Outcome::Rejected(Rejection { stage, findings }))) => {

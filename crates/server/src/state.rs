@@ -172,8 +172,8 @@ impl AppState {
         let small = placement == Placement::Inline && body.len() <= INLINE_MAX_BYTES;
         let work = move |until: Option<Instant>| {
             // Most results are about as long as their document: one allocation instead of
-            // the doubling from eight bytes up.
-            let mut output = Vec::with_capacity(body.len());
+            // the doubling from eight bytes up (capped: a large document's result may be small).
+            let mut output = Vec::with_capacity(body.len().min(INLINE_MAX_BYTES));
             let outcome = pipeline
                 .value
                 .process_until(&body, encoding, until, &mut output)?;
@@ -253,13 +253,14 @@ impl AppState {
 
 /// The metrics every processed document updates, looked up once. `counter!` and
 /// `histogram!` find the metric in the recorder on each call, hashing its name and labels.
-struct PerDocument {
+pub(crate) struct PerDocument {
     pipeline_cache_hits: metrics::Counter,
     pipeline_cache_misses: metrics::Counter,
-    process_seconds: metrics::Histogram,
+    /// One sample per document, whether alone or a line of a batch.
+    pub(crate) process_seconds: metrics::Histogram,
 }
 
-fn per_document() -> &'static PerDocument {
+pub(crate) fn per_document() -> &'static PerDocument {
     static METRICS: OnceLock<PerDocument> = OnceLock::new();
     METRICS.get_or_init(|| {
         // A handle taken before the recorder is installed would record nowhere.
