@@ -386,7 +386,7 @@ impl EngineService {
                 tenant,
                 &req.pipeline,
                 Bytes::from(req.document),
-                encoding,
+                |own| encoding.unwrap_or(own),
                 deadline,
                 placement,
             )

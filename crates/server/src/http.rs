@@ -805,30 +805,16 @@ async fn process_one(
     query: ProcessQuery,
     req: Request,
 ) -> Result<Response, ApiError> {
+    let requested = query.encoding.as_deref().map(parse_encoding).transpose()?;
     let accept = req.headers().get(header::ACCEPT).cloned();
     let body = read_body(req, state.max_body_bytes).await?;
-    // The pipeline's own encoding decides what `application/json` and `*/*` mean.
-    let own = state
-        .registry
-        .pipeline(tenant, &name)
-        .await?
-        .value
-        .encoding();
-    let encoding = match query.encoding {
-        Some(e) => parse_encoding(&e)?,
-        None => negotiate(accept.as_ref(), own),
-    };
+    // `?encoding=` first; else `Accept`, where the pipeline's own encoding decides what
+    // `application/json` and `*/*` mean.
+    let encoding = |own| requested.unwrap_or_else(|| negotiate(accept.as_ref(), own));
     // The same deadline the router answers 504 at: the transform stops then too.
     let deadline = Some(Instant::now() + state.request_timeout);
     let response = match state
-        .process(
-            tenant,
-            &name,
-            body,
-            Some(encoding),
-            deadline,
-            Placement::Inline,
-        )
+        .process(tenant, &name, body, encoding, deadline, Placement::Inline)
         .await?
     {
         Processed::Accepted {

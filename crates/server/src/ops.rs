@@ -12,6 +12,8 @@
 //! failed; requests in flight (`assay_requests_in_flight`).
 
 use std::any::Any;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -209,19 +211,13 @@ async fn record(req: Request, next: Next) -> Response {
         return record_grpc(req, next).await;
     }
     // A path no route matched is `unmatched`: a client choosing paths must not choose labels.
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     let started = Instant::now();
     let in_flight = InFlight::enter();
     let response = next.run(req).await;
     drop(in_flight);
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("assay_requests_total", "route" => route.clone(), "status" => status.clone())
-        .increment(1);
-    metrics::histogram!("assay_request_seconds", "route" => route, "status" => status)
-        .record(started.elapsed().as_secs_f64());
+    record_http(route, response.status(), started.elapsed());
     response
 }
 
@@ -282,10 +278,7 @@ impl Drop for GrpcCall {
     fn drop(&mut self) {
         // No status at all: the body was dropped before it ended (the client went away).
         let code = self.code.unwrap_or("CANCELLED");
-        metrics::counter!("assay_grpc_requests_total", "method" => self.method, "code" => code)
-            .increment(1);
-        metrics::histogram!("assay_grpc_request_seconds", "method" => self.method, "code" => code)
-            .record(self.started.elapsed().as_secs_f64());
+        record_grpc_call(self.method, code, self.started.elapsed());
     }
 }
 
@@ -335,16 +328,75 @@ impl http_body::Body for Observed {
 struct InFlight;
 
 impl InFlight {
+    fn gauge() -> &'static metrics::Gauge {
+        static GAUGE: OnceLock<metrics::Gauge> = OnceLock::new();
+        GAUGE.get_or_init(|| {
+            metrics_handle();
+            metrics::gauge!("assay_requests_in_flight")
+        })
+    }
+
     fn enter() -> Self {
-        metrics::gauge!("assay_requests_in_flight").increment(1.0);
+        Self::gauge().increment(1.0);
         Self
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        metrics::gauge!("assay_requests_in_flight").decrement(1.0);
+        Self::gauge().decrement(1.0);
     }
+}
+
+/// A request's counter and latency histogram, by their labels' values.
+type Handles = (metrics::Counter, metrics::Histogram);
+
+thread_local! {
+    /// The handles each thread has used, kept so that a request does not look its metrics up
+    /// in the recorder (`counter!` and `histogram!` hash the name and labels and take the
+    /// registry's lock on every call). Bounded: routes and statuses, methods and codes are
+    /// the server's own, never a client's text.
+    static HTTP_METRICS: RefCell<HashMap<Box<str>, HashMap<u16, Handles>>> =
+        RefCell::new(HashMap::new());
+    static GRPC_METRICS: RefCell<HashMap<(&'static str, &'static str), Handles>> =
+        RefCell::new(HashMap::new());
+}
+
+/// Counts a request in `assay_requests_total` and its latency in `assay_request_seconds`.
+fn record_http(route: &str, status: StatusCode, took: Duration) {
+    HTTP_METRICS.with_borrow_mut(|routes| {
+        if !routes.contains_key(route) {
+            routes.insert(route.into(), HashMap::new());
+        }
+        let by_status = routes.get_mut(route).expect("inserted above");
+        let (requests, seconds) = by_status.entry(status.as_u16()).or_insert_with(|| {
+            let labels = [
+                ("route", route.to_owned()),
+                ("status", status.as_str().to_owned()),
+            ];
+            (
+                metrics::counter!("assay_requests_total", &labels),
+                metrics::histogram!("assay_request_seconds", &labels),
+            )
+        });
+        requests.increment(1);
+        seconds.record(took.as_secs_f64());
+    })
+}
+
+/// Counts a gRPC call in `assay_grpc_requests_total` and its latency in
+/// `assay_grpc_request_seconds`.
+fn record_grpc_call(method: &'static str, code: &'static str, took: Duration) {
+    GRPC_METRICS.with_borrow_mut(|calls| {
+        let (count, seconds) = calls.entry((method, code)).or_insert_with(|| {
+            (
+                metrics::counter!("assay_grpc_requests_total", "method" => method, "code" => code),
+                metrics::histogram!("assay_grpc_request_seconds", "method" => method, "code" => code),
+            )
+        });
+        count.increment(1);
+        seconds.record(took.as_secs_f64());
+    })
 }
 
 /// A `Retry-After` header value.

@@ -145,15 +145,16 @@ impl AppState {
             .map_err(|_| ApiError::Internal)
     }
 
-    /// Runs a document through the newest version of `tenant`'s pipeline `name`. A
-    /// `deadline` (the caller's) stops the transform early when it is sooner than the
-    /// pipeline's own transform timeout.
+    /// Runs a document through the newest version of `tenant`'s pipeline `name`, writing the
+    /// result in the encoding `encoding` picks given the pipeline's own (so that the pipeline
+    /// is looked up once per request). A `deadline` (the caller's) stops the transform early
+    /// when it is sooner than the pipeline's own transform timeout.
     pub async fn process(
         &self,
         tenant: &str,
         name: &str,
         body: Bytes,
-        encoding: Option<Encoding>,
+        encoding: impl FnOnce(Encoding) -> Encoding,
         deadline: Option<Instant>,
         placement: Placement,
     ) -> Result<Processed, ApiError> {
@@ -167,6 +168,7 @@ impl AppState {
                 self.registry.pipeline(tenant, name).await?
             }
         };
+        let encoding = encoding(pipeline.value.encoding());
         let permit = self.admit()?;
         let started = Instant::now();
         let small = placement == Placement::Inline && body.len() <= INLINE_MAX_BYTES;
@@ -174,14 +176,15 @@ impl AppState {
             // Most results are about as long as their document: one allocation instead of
             // the doubling from eight bytes up (capped: a large document's result may be small).
             let mut output = Vec::with_capacity(body.len().min(INLINE_MAX_BYTES));
-            let outcome = pipeline
-                .value
-                .process_until(&body, encoding, until, &mut output)?;
+            let outcome =
+                pipeline
+                    .value
+                    .process_until(&body, Some(encoding), until, &mut output)?;
             let version = pipeline.version;
             Ok::<_, engine::PipelineError>(match outcome {
                 Outcome::Accepted(()) => Processed::Accepted {
                     output,
-                    encoding: encoding.unwrap_or(pipeline.value.encoding()),
+                    encoding,
                     version,
                 },
                 Outcome::Rejected(rejection) => Processed::Rejected { rejection, version },
