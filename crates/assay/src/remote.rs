@@ -2,8 +2,14 @@
 //! (`--server URL`, with `--api-key`), over its HTTP API: the same operations and output as on
 //! a local store.
 
-use crate::admin::{KeyOperation, Operation, Printed};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Method;
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use registry::Kind;
+
+use crate::admin::{KeyOperation, Operation, Printed};
 
 /// A request the server refused or could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +37,6 @@ pub async fn execute(
     kind: Kind,
     op: Operation,
 ) -> Result<Vec<String>, RemoteError> {
-    let client = reqwest::Client::new();
     let kinds = match kind {
         Kind::Schema => "schemas",
         Kind::Pipeline => "pipelines",
@@ -39,20 +44,24 @@ pub async fn execute(
     };
     let base = base.trim_end_matches('/');
     let request = match &op {
-        Operation::Put { name, body } => client
-            .put(format!("{base}/v1/{kinds}/{name}"))
-            .header("content-type", "application/json")
-            .body(body.clone()),
+        Operation::Put { name, body } => Call::json(
+            Method::PUT,
+            format!("{base}/v1/{kinds}/{name}"),
+            body.clone(),
+        ),
         Operation::Get {
             name,
             version: Some(v),
-        } => client.get(format!("{base}/v1/{kinds}/{name}/versions/{v}")),
+        } => Call::get(format!("{base}/v1/{kinds}/{name}/versions/{v}")),
         Operation::Get {
             name,
             version: None,
-        } => client.get(format!("{base}/v1/{kinds}/{name}")),
-        Operation::List => client.get(format!("{base}/v1/{kinds}")),
-        Operation::Delete { name } => client.delete(format!("{base}/v1/{kinds}/{name}")),
+        } => Call::get(format!("{base}/v1/{kinds}/{name}")),
+        Operation::List => Call::get(format!("{base}/v1/{kinds}")),
+        Operation::Delete { name } => Call {
+            method: Method::DELETE,
+            ..Call::get(format!("{base}/v1/{kinds}/{name}"))
+        },
     };
     let (status, text) = send(base, request, api_key).await?;
     Ok(match op {
@@ -62,11 +71,11 @@ pub async fn execute(
         Operation::Put { .. } => {
             let mut out =
                 serde_json::from_str::<serde_json::Value>(&text).map_err(|e| RemoteError {
-                    status: Some(status.as_u16()),
+                    status: Some(status),
                     message: format!("unexpected answer {text:?}: {e}"),
                 })?;
             if let Some(o) = out.as_object_mut() {
-                o.insert("created".into(), (status.as_u16() == 201).into());
+                o.insert("created".into(), (status == 201).into());
             }
             vec![out.to_string()]
         }
@@ -78,33 +87,69 @@ pub async fn execute(
     })
 }
 
-/// Sends `request` with the API key, returning the status and text of a successful answer,
+/// One request to the server.
+struct Call {
+    method: Method,
+    url: String,
+    /// A JSON body, if any.
+    body: Option<Bytes>,
+}
+
+impl Call {
+    fn get(url: String) -> Self {
+        Self {
+            method: Method::GET,
+            url,
+            body: None,
+        }
+    }
+
+    fn json(method: Method, url: String, body: impl Into<Bytes>) -> Self {
+        Self {
+            method,
+            url,
+            body: Some(body.into()),
+        }
+    }
+}
+
+/// How long the server has to answer one command.
+const TIMEOUT: Duration = Duration::from_secs(60);
+/// The longest answer read (a listing of many schemas, a large schema).
+const MAX_ANSWER_BYTES: usize = 256 << 20;
+
+/// Sends `call` with the API key, returning the status and text of a successful answer,
 /// and the problem's `detail` as the error of any other.
-async fn send(
-    base: &str,
-    request: reqwest::RequestBuilder,
-    api_key: Option<&str>,
-) -> Result<(reqwest::StatusCode, String), RemoteError> {
-    let request = match api_key {
-        Some(key) => request.bearer_auth(key),
-        None => request,
-    };
-    let response = request.send().await.map_err(|e| RemoteError {
+async fn send(base: &str, call: Call, api_key: Option<&str>) -> Result<(u16, String), RemoteError> {
+    let unsent = |message: String| RemoteError {
         status: None,
-        message: format!("cannot reach {base}: {e}"),
-    })?;
-    let status = response.status();
-    let text = response.text().await.map_err(|e| RemoteError {
-        status: Some(status.as_u16()),
+        message,
+    };
+    let mut request = http::Request::builder().method(call.method).uri(&call.url);
+    if let Some(key) = api_key {
+        request = request.header(AUTHORIZATION, format!("Bearer {key}"));
+    }
+    if call.body.is_some() {
+        request = request.header(CONTENT_TYPE, "application/json");
+    }
+    let request = request
+        .body(call.body.unwrap_or_default())
+        .map_err(|e| unsent(format!("cannot send to {}: {e}", call.url)))?;
+    let response = server::client::send(request, TIMEOUT, MAX_ANSWER_BYTES)
+        .await
+        .map_err(|e| unsent(format!("cannot reach {base}: {e}")))?;
+    let status = response.status().as_u16();
+    let text = String::from_utf8(response.into_body().to_vec()).map_err(|e| RemoteError {
+        status: Some(status),
         message: format!("reading the response: {e}"),
     })?;
-    if !status.is_success() {
+    if !(200..300).contains(&status) {
         let detail = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
             .and_then(|p| p.get("detail").and_then(|d| d.as_str()).map(str::to_owned))
             .unwrap_or(text);
         return Err(RemoteError {
-            status: Some(status.as_u16()),
+            status: Some(status),
             message: detail,
         });
     }
@@ -117,7 +162,6 @@ pub async fn keys(
     api_key: Option<&str>,
     op: KeyOperation,
 ) -> Result<Printed, RemoteError> {
-    let client = reqwest::Client::new();
     let base = base.trim_end_matches('/');
     let request = match &op {
         KeyOperation::Create {
@@ -133,17 +177,21 @@ pub async fn keys(
             if let Some(l) = label {
                 body.insert("label".into(), l.clone().into());
             }
-            client
-                .post(format!("{base}/v1/keys"))
-                .header("content-type", "application/json")
-                .body(serde_json::Value::Object(body).to_string())
+            Call::json(
+                Method::POST,
+                format!("{base}/v1/keys"),
+                serde_json::Value::Object(body).to_string(),
+            )
         }
-        KeyOperation::List => client.get(format!("{base}/v1/keys")),
-        KeyOperation::Revoke { id } => client.delete(format!("{base}/v1/keys/{id}")),
+        KeyOperation::List => Call::get(format!("{base}/v1/keys")),
+        KeyOperation::Revoke { id } => Call {
+            method: Method::DELETE,
+            ..Call::get(format!("{base}/v1/keys/{id}"))
+        },
     };
     let (status, text) = send(base, request, api_key).await?;
     let unexpected = |e: &dyn std::fmt::Display| RemoteError {
-        status: Some(status.as_u16()),
+        status: Some(status),
         message: format!("unexpected answer {text:?}: {e}"),
     };
     Ok(match op {

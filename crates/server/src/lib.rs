@@ -7,6 +7,7 @@
 //! service without a socket.
 
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod grpc;

@@ -66,19 +66,57 @@ pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> anyhow::Result<Te
 
 #[cfg(feature = "otel")]
 mod otel {
-    use opentelemetry_otlp::WithExportConfig as _;
+    use std::time::Duration;
+
+    use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
+    use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
     use opentelemetry_sdk::Resource;
     use opentelemetry_sdk::trace::SdkTracerProvider;
+
+    /// How long one batch may take to send (OTLP's default timeout).
+    const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+    /// The most of a collector's answer that is read.
+    const MAX_ANSWER_BYTES: usize = 1 << 20;
 
     /// A tracer provider sending batches of spans to `endpoint` as OTLP/HTTP protobuf.
     pub(super) fn provider(endpoint: &str) -> anyhow::Result<SdkTracerProvider> {
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_endpoint(endpoint)
+            .with_http_client(Exporting::new()?)
             .build()?;
         Ok(SdkTracerProvider::builder()
             .with_batch_exporter(exporter)
             .with_resource(Resource::builder().with_service_name("assay").build())
             .build())
+    }
+
+    /// Sends span batches with [`crate::client`]. The batch processor calls it from a thread
+    /// of its own, outside the server's runtime (and last while the process stops, after
+    /// that runtime has ended), so the client has a small runtime of its own to do it on.
+    #[derive(Debug)]
+    struct Exporting {
+        runtime: tokio::runtime::Runtime,
+    }
+
+    impl Exporting {
+        fn new() -> anyhow::Result<Self> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            Ok(Self { runtime })
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl HttpClient for Exporting {
+        async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+            let sent = self.runtime.block_on(crate::client::send(
+                request,
+                EXPORT_TIMEOUT,
+                MAX_ANSWER_BYTES,
+            ));
+            Ok(sent?)
+        }
     }
 }
