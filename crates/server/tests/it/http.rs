@@ -260,6 +260,42 @@ async fn every_documented_route_is_served() {
     }
 }
 
+/// Small documents are validated on the thread that read them, large ones (over 64 KiB) on
+/// the blocking pool: both give the same answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_and_large_documents_validate_alike() {
+    let (addr, _server) = spawn_server(RawSettings::default()).await;
+    let c = client();
+    let schema = r#"{"type":"array","items":{"type":"integer"}}"#;
+    assert_eq!(
+        put_json(&c, addr, "/v1/schemas/ints", schema)
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    for n in [3, 40_000] {
+        let valid = format!("[{}1]", "1,".repeat(n));
+        assert!((valid.len() > 64 * 1024) == (n > 1000), "{}", valid.len());
+        let r = post_json(&c, addr, "/v1/schemas/ints/validate", valid).await;
+        assert_eq!(r.status(), StatusCode::OK, "{n} items");
+        assert_eq!(json_of(r).await, serde_json::json!({"valid":true}));
+
+        let invalid = format!("[{}\"x\"]", "1,".repeat(n));
+        let r = post_json(&c, addr, "/v1/schemas/ints/validate", invalid).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{n} items");
+        let body = json_of(r).await;
+        assert_eq!(body["errors"][0]["instance_location"], format!("/{n}"));
+
+        let broken = format!("[{}", "1,".repeat(n));
+        assert_problem(
+            post_json(&c, addr, "/v1/schemas/ints/validate", broken).await,
+            400,
+            "syntax",
+        )
+        .await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemas_are_registered_read_validated_and_deleted() {
     let (addr, _server) = spawn_server(RawSettings::default()).await;
