@@ -3,7 +3,7 @@
 //! request, plain `http://` only, a deadline on the whole exchange and a cap on the answer.
 //!
 //! reqwest did this before; it brought a second HTTP stack into the binary (its own
-//! connection pool and HTTP/2 client) for a few requests per run, about 0.5 MB of the
+//! connection pool and HTTP/2 client) for a few requests per run, 0.40 MB of the
 //! stripped binary (docs/benchmarks.md). The server already links hyper, which does the HTTP
 //! here too; this module only connects, sends and reads.
 
