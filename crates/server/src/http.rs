@@ -932,10 +932,16 @@ async fn process_batch(
     let width = permits.len();
     let version = pipeline.version;
     let name: Arc<str> = name.into();
-    let chunks = futures::stream::unfold(
-        Lines::new(body.into_data_stream(), state.max_body_bytes),
-        |mut lines| async move { lines.next_chunk().await.map(|c| (c, lines)) },
-    );
+    let mut lines = Lines::new(body.into_data_stream(), state.max_body_bytes);
+    // The first lines are read before the answer starts: reading the body is what makes
+    // hyper send `100 Continue` to a client that asked for it (curl does for bodies over
+    // 1 MiB), and once the final status is out it no longer can, so such a client waited its
+    // whole expect timeout (one second for curl) before sending anything.
+    let first = lines.next_chunk().await;
+    let chunks = futures::stream::iter(first)
+        .chain(futures::stream::unfold(lines, |mut lines| async move {
+            lines.next_chunk().await.map(|c| (c, lines))
+        }));
     let access = state.access.clone();
     let results = chunks
         .map(move |chunk| {

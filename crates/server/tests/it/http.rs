@@ -1241,3 +1241,52 @@ async fn curl_processes_a_document_and_reads_a_problem() {
     assert_eq!(p["code"], "unsupported_media_type");
     assert_eq!(p["status"].as_u64(), Some(415));
 }
+
+/// A client that sends `Expect: 100-continue` (curl does for bodies over 1 MiB) hears
+/// `100 Continue` before anything else, so it sends its batch at once instead of waiting out
+/// its expect timeout. A plain socket, to see the bytes in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_answers_expect_100_continue_before_its_lines() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let (addr, _server) = spawn_server(RawSettings::default()).await;
+    let r = put_json(&client(), addr, "/v1/pipelines/pass", "{}").await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+
+    let batch = "{\"a\":1}\n{\"a\":2.50}\n";
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /v1/pipelines/pass/process HTTP/1.1\r\nhost: {addr}\r\n\
+         content-type: {NDJSON}\r\ncontent-length: {}\r\nexpect: 100-continue\r\n\
+         connection: close\r\n\r\n",
+        batch.len()
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    // Nothing of the body has been sent: the server must ask for it first.
+    let mut first = vec![0; 64];
+    let n = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut first))
+        .await
+        .expect("the server said nothing before the body")
+        .unwrap();
+    let first = String::from_utf8_lossy(&first[..n]).into_owned();
+    assert!(first.starts_with("HTTP/1.1 100 Continue\r\n"), "{first:?}");
+
+    socket.write_all(batch.as_bytes()).await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut rest))
+        .await
+        .expect("no answer to the batch")
+        .unwrap();
+    let rest = String::from_utf8_lossy(&rest);
+    let answer = format!("{first}{rest}");
+    let final_head = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    assert!(final_head.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(
+        answer.contains(r#"{"line":1,"ok":true,"result":{"a":1}}"#),
+        "{answer}"
+    );
+    assert!(
+        answer.contains(r#"{"line":2,"ok":true,"result":{"a":2.50}}"#),
+        "{answer}"
+    );
+}
