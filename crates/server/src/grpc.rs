@@ -35,7 +35,7 @@ use tower::{Service, ServiceExt};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::state::{Placement, Processed, Validated};
+use crate::state::{Processed, Validated};
 
 use proto::engine_server::{Engine, EngineServer};
 use proto::keys_server::KeysServer;
@@ -376,7 +376,6 @@ impl EngineService {
         tenant: &str,
         req: proto::ProcessRequest,
         deadline: Option<Deadline>,
-        placement: Placement,
     ) -> Result<Processed, ApiError> {
         let encoding = encoding(&req.encoding)?;
         check_size(&self.state, &req.document)?;
@@ -388,15 +387,14 @@ impl EngineService {
                 Bytes::from(req.document),
                 |own| encoding.unwrap_or(own),
                 deadline,
-                placement,
             )
             .await
     }
 }
 
-/// How many documents of one stream are processed at once. Responses still leave in request
-/// order; the window only lets the blocking pool work on the next documents while one is
-/// written out, and bounds what a stream holds in memory.
+/// How many documents of one stream are processed at once (one per core). Responses still
+/// leave in request order; the window lets the other cores work on the next documents while
+/// one is written out, and bounds what a stream holds in memory.
 fn stream_window() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
@@ -413,12 +411,9 @@ impl Engine for EngineService {
         let deadline = deadline_of(&request);
         let req = request.into_inner();
         let sequence = req.sequence;
-        let processed = within(
-            deadline,
-            self.process_one(&tenant, req, deadline, Placement::Inline),
-        )
-        .await
-        .map_err(|e| status(&e))?;
+        let processed = within(deadline, self.process_one(&tenant, req, deadline))
+            .await
+            .map_err(|e| status(&e))?;
         Ok(Response::new(process_response(sequence, processed)))
     }
 
@@ -468,29 +463,30 @@ impl Engine for EngineService {
             .map(move |item| {
                 let service = service.clone();
                 let tenant = tenant.clone();
-                async move {
+                let sequence = item.as_ref().map_or(0, |r| r.sequence);
+                // Each message is a task of its own: a small document is processed on
+                // whichever worker runs the task, several at once across the cores, without a
+                // trip to the blocking pool per message (two thread switches, which cost more
+                // than the engine's work on a trade: docs/benchmarks.md).
+                let task = tokio::spawn(async move {
                     let req = item.map_err(|s| from_decoder(s, service.state.max_body_bytes))?;
-                    let sequence = req.sequence;
                     // Every document of a stream counts against the tenant's rate limit.
                     let processed = match service.state.access.throttle(&tenant, 1).await {
-                        Ok(()) => {
-                            service
-                                .process_one(&tenant, req, deadline, Placement::Pool)
-                                .await
-                        }
+                        Ok(()) => service.process_one(&tenant, req, deadline).await,
                         Err(e) => Err(e),
                     };
                     Ok(match processed {
                         Ok(processed) => process_response(sequence, processed),
                         // A failing document is data in a stream: the batch goes on.
-                        Err(e) => proto::ProcessResponse {
-                            sequence,
-                            pipeline_version: 0,
-                            result: Some(Outcome::Error(proto::Failure {
-                                code: e.code().to_owned(),
-                                message: e.to_string(),
-                            })),
-                        },
+                        Err(e) => failure_response(sequence, &e),
+                    })
+                });
+                // The task ends on its own if the stream is dropped; at most a window of
+                // them run at once.
+                async move {
+                    task.await.unwrap_or_else(|e| {
+                        tracing::error!(error = %e, "a stream message's task failed");
+                        Ok(failure_response(sequence, &ApiError::Internal))
                     })
                 }
             })
@@ -523,6 +519,18 @@ fn until_deadline(responses: ResponseStream, deadline: Option<Deadline>) -> Resp
             }
         },
     ))
+}
+
+/// A stream's answer for a document that failed: data, not the end of the stream.
+fn failure_response(sequence: u64, e: &ApiError) -> proto::ProcessResponse {
+    proto::ProcessResponse {
+        sequence,
+        pipeline_version: 0,
+        result: Some(Outcome::Error(proto::Failure {
+            code: e.code().to_owned(),
+            message: e.to_string(),
+        })),
+    }
 }
 
 /// `assay.v1.Registry` over [`registry::Registry`], for the caller's tenant.

@@ -44,7 +44,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::AppState;
 use crate::auth::{self, Caller};
 use crate::error::ApiError;
-use crate::state::{Placement, Processed};
+use crate::state::Processed;
 use registry::Role;
 
 /// The OpenAPI 3.1 document served at `GET /openapi.json`.
@@ -814,7 +814,7 @@ async fn process_one(
     // The same deadline the router answers 504 at: the transform stops then too.
     let deadline = Some(Instant::now() + state.request_timeout);
     let response = match state
-        .process(tenant, &name, body, encoding, deadline, Placement::Inline)
+        .process(tenant, &name, body, encoding, deadline)
         .await?
     {
         Processed::Accepted {

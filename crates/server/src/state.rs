@@ -61,16 +61,6 @@ pub struct Shared {
     limits: engine::Limits,
 }
 
-/// Where [`AppState::process`] may run a document.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Placement {
-    /// On the calling thread if it is small and quick (see [`inline`]): a request of its own.
-    Inline,
-    /// On the blocking pool: one of the documents of a stream, which are processed several at
-    /// a time so that one stream can use every core.
-    Pool,
-}
-
 /// The result of processing one document.
 #[derive(Debug)]
 pub enum Processed {
@@ -157,7 +147,6 @@ impl AppState {
         body: Bytes,
         encoding: impl FnOnce(Encoding) -> Encoding,
         deadline: Option<Instant>,
-        placement: Placement,
     ) -> Result<Processed, ApiError> {
         let pipeline = match self.registry.cached_pipeline(tenant, name) {
             Some(p) => {
@@ -172,7 +161,7 @@ impl AppState {
         let encoding = encoding(pipeline.value.encoding());
         let permit = self.admit()?;
         let started = Instant::now();
-        let small = placement == Placement::Inline && body.len() <= INLINE_MAX_BYTES;
+        let small = body.len() <= INLINE_MAX_BYTES;
         let work = move |until: Option<Instant>| {
             // Most results are about as long as their document: one allocation instead of
             // the doubling from eight bytes up (capped: a large document's result may be small).
