@@ -15,7 +15,7 @@
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -392,6 +392,9 @@ impl EngineService {
     }
 }
 
+/// The most stream messages already received that are admitted by the rate limit at once.
+const STREAM_CHUNK: usize = 256;
+
 /// How many documents of one stream are processed at once (one per core). Responses still
 /// leave in request order; the window lets the other cores work on the next documents while
 /// one is written out, and bounds what a stream holds in memory.
@@ -456,13 +459,31 @@ impl Engine for EngineService {
         request: Request<Streaming<proto::ProcessRequest>>,
     ) -> Result<Response<Self::ProcessStreamStream>, Status> {
         let tenant = caller(&request, Role::Client)?.tenant;
+        let tenant_of_stream = tenant.clone();
         let deadline = deadline_of(&request);
         let service = self.clone();
+        let access = self.state.access.clone();
         let responses = request
             .into_inner()
-            .map(move |item| {
+            // The messages already received, up to a chunk: the rate limit is asked once per
+            // chunk (a Redis round trip when limits are shared), as for an NDJSON batch.
+            .ready_chunks(STREAM_CHUNK)
+            .then(move |items| {
+                let (access, tenant) = (access.clone(), tenant.clone());
+                async move {
+                    // Every document of a stream counts against the tenant's rate limit.
+                    let documents = items.iter().filter(|i| i.is_ok()).count();
+                    let admitted = match documents {
+                        0 => Ok(()),
+                        n => access.throttle(&tenant, n).await.map_err(Arc::new),
+                    };
+                    futures::stream::iter(items.into_iter().map(move |i| (i, admitted.clone())))
+                }
+            })
+            .flatten()
+            .map(move |(item, admitted)| {
                 let service = service.clone();
-                let tenant = tenant.clone();
+                let tenant = tenant_of_stream.clone();
                 let sequence = item.as_ref().map_or(0, |r| r.sequence);
                 // Each message is a task of its own: a small document is processed on
                 // whichever worker runs the task, several at once across the cores, without a
@@ -470,12 +491,10 @@ impl Engine for EngineService {
                 // than the engine's work on a trade: docs/benchmarks.md).
                 let task = tokio::spawn(async move {
                     let req = item.map_err(|s| from_decoder(s, service.state.max_body_bytes))?;
-                    // Every document of a stream counts against the tenant's rate limit.
-                    let processed = match service.state.access.throttle(&tenant, 1).await {
-                        Ok(()) => service.process_one(&tenant, req, deadline).await,
-                        Err(e) => Err(e),
-                    };
-                    Ok(match processed {
+                    if let Err(e) = admitted {
+                        return Ok(failure_response(sequence, &e));
+                    }
+                    Ok(match service.process_one(&tenant, req, deadline).await {
                         Ok(processed) => process_response(sequence, processed),
                         // A failing document is data in a stream: the batch goes on.
                         Err(e) => failure_response(sequence, &e),
