@@ -392,8 +392,32 @@ impl EngineService {
     }
 }
 
-/// The most stream messages already received that are admitted by the rate limit at once.
+/// The most stream messages, and document bytes, taken together as one chunk.
 const STREAM_CHUNK: usize = 256;
+const STREAM_CHUNK_BYTES: usize = 1 << 20;
+
+/// The next message of a stream (waited for), with those after it that have already arrived,
+/// up to [`STREAM_CHUNK`] messages or [`STREAM_CHUNK_BYTES`] of documents; `None` at the end.
+/// A broken message ends the chunk.
+async fn received(
+    messages: &mut Streaming<proto::ProcessRequest>,
+) -> Option<Vec<Result<proto::ProcessRequest, Status>>> {
+    let first = messages.next().await?;
+    let mut bytes = first.as_ref().map_or(0, |m| m.document.len());
+    let mut chunk = vec![first];
+    while chunk.len() < STREAM_CHUNK && bytes < STREAM_CHUNK_BYTES && chunk[chunk.len() - 1].is_ok()
+    {
+        match messages.next().now_or_never() {
+            Some(Some(item)) => {
+                bytes += item.as_ref().map_or(0, |m| m.document.len());
+                chunk.push(item);
+            }
+            // Nothing more has arrived yet, or the stream has ended.
+            _ => break,
+        }
+    }
+    Some(chunk)
+}
 
 /// How many documents of one stream are processed at once (one per core). Responses still
 /// leave in request order; the window lets the other cores work on the next documents while
@@ -463,11 +487,13 @@ impl Engine for EngineService {
         let deadline = deadline_of(&request);
         let service = self.clone();
         let access = self.state.access.clone();
-        let responses = request
-            .into_inner()
-            // The messages already received, up to a chunk: the rate limit is asked once per
-            // chunk (a Redis round trip when limits are shared), as for an NDJSON batch.
-            .ready_chunks(STREAM_CHUNK)
+        // The messages already received, up to a chunk: the rate limit is asked once per
+        // chunk (a Redis round trip when limits are shared), as for an NDJSON batch.
+        let chunks = futures::stream::unfold(request.into_inner(), |mut messages| async move {
+            let chunk = received(&mut messages).await?;
+            Some((chunk, messages))
+        });
+        let responses = chunks
             .then(move |items| {
                 let (access, tenant) = (access.clone(), tenant.clone());
                 async move {
