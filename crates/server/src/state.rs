@@ -241,13 +241,7 @@ impl AppState {
         };
         if small {
             let _permit = permit;
-            return match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
-                Ok(r) => r.map_err(ApiError::from),
-                Err(_) => {
-                    tracing::error!("validation panicked");
-                    Err(ApiError::Internal)
-                }
-            };
+            return caught(work)?.map_err(ApiError::from);
         }
         let cpu = self.cpu_slot().await?;
         let result = tokio::task::spawn_blocking(move || {
@@ -296,16 +290,20 @@ where
 {
     let budget_ends = started + INLINE_BUDGET;
     let until = deadline.map_or(budget_ends, |d| d.min(budget_ends));
-    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(Some(until))));
-    Some(match run {
+    Some(match caught(|| work(Some(until))) {
         Ok(Err(e)) if e.code() == "transform_timeout" && deadline.is_none_or(|d| d > until) => {
             return None;
         }
         Ok(r) => r.map_err(ApiError::from),
-        Err(_) => {
-            tracing::error!("processing panicked");
-            Err(ApiError::Internal)
-        }
+        Err(panicked) => Err(panicked),
+    })
+}
+
+/// Runs `work` on this thread; a panic in it is this request's internal error, logged.
+fn caught<T>(work: impl FnOnce() -> T) -> Result<T, ApiError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|_| {
+        tracing::error!("processing panicked");
+        ApiError::Internal
     })
 }
 
