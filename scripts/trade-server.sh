@@ -1,19 +1,21 @@
-# Sourced by the service benchmarks (bench-service.sh, bench-memory.sh): one `assay serve` on a
-# fresh embedded store with an admin key, pinned to core 0, and the trade workload's requests
-# for the load tools on core 1. Expects BIN and PORT; sets work, KEY (exported as
-# ASSAY_API_KEY, which the --server commands and post.lua read), server and A, and removes
-# the server and $work on exit.
+# Sourced by the service benchmarks (bench-service.sh, bench-memory.sh, bench-instructions.sh):
+# one `assay serve` on a fresh embedded store with an admin key, pinned to core 0, and the
+# trade workload's requests for the load tools on core 1. Expects BIN and PORT (and takes
+# WRAP, a command to run the server under, and READY_TRIES, tenths of a second to wait for
+# it); sets work, KEY (exported as ASSAY_API_KEY, which the --server commands and post.lua
+# read), server and A, and removes the server and $work on exit.
 
 start_trade_server() {
   work=$(mktemp -d)
   # Every request carries an API key, as in production (bench-limits.sh compares modes).
   KEY=$("$BIN" keys create --tenant bench --role admin --data-dir "$work/data" 2>/dev/null)
   export ASSAY_API_KEY=$KEY
-  taskset -c 0 "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$work/data" 2>"$work/server.log" &
+  # shellcheck disable=SC2086 # WRAP is a command and its arguments
+  taskset -c 0 ${WRAP:-} "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$work/data" 2>"$work/server.log" &
   server=$!
   trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
   A="http://127.0.0.1:$PORT"
-  for _ in $(seq 100); do curl -sf "$A/readyz" >/dev/null && break; sleep 0.1; done
+  for _ in $(seq "${READY_TRIES:-100}"); do curl -sf "$A/readyz" >/dev/null && break; sleep 0.1; done
 }
 
 # Registers the schemas and the `trade` pipeline, and processes one document.

@@ -23,6 +23,12 @@ use engine::{
     SchemaOptions, Transform, Value, encode, parse_document,
 };
 
+/// The service's allocator (`crates/assay/src/main.rs`). Under glibc's malloc a trade's
+/// `Pipeline::process` takes a third more instructions (callgrind: 121k against 91k), which
+/// the service never pays.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const TRADE: &str = include_str!("../../../examples/trade/trade.json");
 const INPUT_SCHEMA: &str = include_str!("../../../examples/trade/input.schema.json");
 const OUTPUT_SCHEMA: &str = include_str!("../../../examples/trade/output.schema.json");
