@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instructions per request, counted by callgrind: the user-space instructions the server
-# executes for one `POST /v1/echo` and for one `POST /v1/pipelines/trade/process` of
-# trade.json. Unlike requests per second, the count does not move with the machine's load or
+# executes for one `POST /v1/echo`, one `POST /v1/schemas/trade-input/validate` and one
+# `POST /v1/pipelines/trade/process` of trade.json. Unlike requests per second, the count does not move with the machine's load or
 # speed, so it compares builds on a shared, noisy machine (it leaves out the kernel, cache
 # misses and waiting). Needs valgrind (Debian `valgrind`) and wrk.
 #
@@ -41,7 +41,7 @@ measure() ( # route seconds
 echo "date: $(date -u +%FT%TZ)  cpu: $(nproc) x $(lscpu | sed -n 's/^Model name: *//p')"
 echo "binary: $BIN ($(stat -c %s "$BIN") bytes)"
 echo "route  requests(short, long)  instructions per request"
-for route in /v1/echo /v1/pipelines/trade/process; do
+for route in ${ROUTES:-/v1/echo /v1/schemas/trade-input/validate /v1/pipelines/trade/process}; do
   read -r n1 i1 < <(measure "$route" "$SHORT")
   read -r n2 i2 < <(measure "$route" "$LONG")
   echo "$route  $n1, $n2  $(( (i2 - i1) / (n2 - n1) ))"

@@ -19,7 +19,7 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use engine::transform::{from_val, to_val};
 use engine::{
-    Encoding, Limits, Outcome, OutputMode, Part, Pipeline, PipelineSpec, Resolved, Schema,
+    Doc, Encoding, Limits, Outcome, OutputMode, Part, Pipeline, PipelineSpec, Resolved, Schema,
     SchemaOptions, Transform, Value, encode, parse_document,
 };
 
@@ -138,11 +138,31 @@ fn benches(c: &mut Criterion) {
     g.bench_function("engine_parse_document", |b| {
         b.iter(|| parse_document(black_box(w.bytes), &w.limits).unwrap())
     });
+    g.bench_function("doc_parse", |b| {
+        b.iter(|| Doc::parse_bytes(black_box(w.bytes), &w.limits).unwrap())
+    });
     g.finish();
 
     let mut g = group(c, "validate", &w);
     g.bench_function("input_is_valid", |b| {
         b.iter(|| w.input.is_valid(black_box(&w.doc)))
+    });
+    let doc = Doc::parse_bytes(w.bytes, &w.limits).expect("trade.json parses");
+    g.bench_function("input_is_valid_doc", |b| {
+        b.iter(|| w.input.is_valid_doc(black_box(doc.root())))
+    });
+    // What the validate endpoint does: read the document, validate it.
+    g.bench_function("parse_and_validate", |b| {
+        b.iter(|| {
+            let doc = parse_document(black_box(w.bytes), &w.limits).unwrap();
+            w.input.is_valid(&doc)
+        })
+    });
+    g.bench_function("parse_and_validate_doc", |b| {
+        b.iter(|| {
+            let doc = Doc::parse_bytes(black_box(w.bytes), &w.limits).unwrap();
+            w.input.is_valid_doc(doc.root())
+        })
     });
     // Not part of the input stage, but the other half of the validation a pipeline does.
     g.bench_function("output_is_valid", |b| {

@@ -6,6 +6,7 @@
 //! the CLI and the service are fronts for it. Everything compiled here (`Schema`, `Transform`,
 //! `Pipeline`) is built once and shared across threads.
 
+pub mod doc;
 pub mod encode;
 pub mod limits;
 pub mod parse;
@@ -13,6 +14,7 @@ pub mod pipeline;
 pub mod transform;
 pub mod validate;
 
+pub use doc::{Doc, DocRef};
 pub use encode::{EncodeError, Encoding, UnknownEncoding, encode};
 pub use limits::Limits;
 pub use parse::{ParseError, parse_document};

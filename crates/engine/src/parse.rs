@@ -86,6 +86,31 @@ const NUMBER_TOKEN: &str = "$serde_json::private::Number";
 /// The size is checked before anything is read, then the whole input must be UTF-8, must
 /// not start with a byte order mark and must hold exactly one JSON value.
 pub fn parse_document(bytes: &[u8], limits: &Limits) -> Result<Value, ParseError> {
+    let text = checked_text(bytes, limits)?;
+    let max_depth = limits.max_depth.min(Limits::MAX_DEPTH_CEILING);
+    let context = Context {
+        max_depth,
+        allow_duplicate_keys: limits.allow_duplicate_keys,
+        refusal: Cell::new(None),
+        literals: NumberLiterals::new(text),
+    };
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    // serde_json's own limit (128 levels, refusing the 128th) would cap `max_depth` at 127;
+    // our visitor checks the depth before descending, so recursion stays bounded.
+    deserializer.disable_recursion_limit();
+    let parsed = ValueSeed {
+        context: &context,
+        depth: 0,
+    }
+    .deserialize(&mut deserializer)
+    // `end` allows trailing whitespace and refuses anything else.
+    .and_then(|value| deserializer.end().map(|()| value));
+    parsed.map_err(|error| to_parse_error(&error, context.refusal.take(), max_depth))
+}
+
+/// The checks made before any parse, by both readers (this module's and [`crate::Doc`]'s):
+/// the size, then UTF-8 over the whole input, then no byte order mark.
+pub(crate) fn checked_text<'a>(bytes: &'a [u8], limits: &Limits) -> Result<&'a str, ParseError> {
     if bytes.len() > limits.max_bytes {
         return Err(ParseError::TooLarge {
             limit: limits.max_bytes,
@@ -110,26 +135,7 @@ pub fn parse_document(bytes: &[u8], limits: &Limits) -> Result<Value, ParseError
             column: 1,
         });
     }
-
-    let max_depth = limits.max_depth.min(Limits::MAX_DEPTH_CEILING);
-    let context = Context {
-        max_depth,
-        allow_duplicate_keys: limits.allow_duplicate_keys,
-        refusal: Cell::new(None),
-        literals: NumberLiterals::new(text),
-    };
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    // serde_json's own limit (128 levels, refusing the 128th) would cap `max_depth` at 127;
-    // our visitor checks the depth before descending, so recursion stays bounded.
-    deserializer.disable_recursion_limit();
-    let parsed = ValueSeed {
-        context: &context,
-        depth: 0,
-    }
-    .deserialize(&mut deserializer)
-    // `end` allows trailing whitespace and refuses anything else.
-    .and_then(|value| deserializer.end().map(|()| value));
-    parsed.map_err(|error| to_parse_error(&error, context.refusal.take(), max_depth))
+    Ok(text)
 }
 
 /// Turns a serde_json error into ours, using the refusal the visitor recorded, if any.
@@ -281,17 +287,42 @@ fn next_number_literal(source: &[u8], from: usize) -> Option<(usize, usize)> {
                     }
                 }
             }
-            b'-' | b'0'..=b'9' => {
-                let end = source[i..]
-                    .iter()
-                    .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
-                    .map_or(source.len(), |length| i + length);
-                return Some((i, end));
-            }
+            // serde_json hands a number over before it reads what follows, so in a document it
+            // then refuses the literal ends where the grammar ends (`-2.5e-3` of `-2.5e-3e`).
+            b'-' | b'0'..=b'9' => return number_literal_end(source, i).map(|end| (i, end)),
             _ => i += 1,
         }
     }
     None
+}
+
+/// The end of the number literal starting at `start`, by RFC 8259's grammar
+/// (`-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`): `None` if no number starts there. A
+/// fraction or exponent without digits is not part of the literal (the byte after it then
+/// makes the document invalid).
+pub(crate) fn number_literal_end(source: &[u8], start: usize) -> Option<usize> {
+    let digits_from = |mut i: usize| {
+        while source.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        i
+    };
+    let mut i = start + usize::from(source.get(start) == Some(&b'-'));
+    i = match source.get(i)? {
+        b'0' => i + 1,
+        b'1'..=b'9' => digits_from(i + 1),
+        _ => return None,
+    };
+    if source.get(i) == Some(&b'.') && source.get(i + 1).is_some_and(u8::is_ascii_digit) {
+        i = digits_from(i + 1);
+    }
+    if matches!(source.get(i), Some(b'e' | b'E')) {
+        let sign = usize::from(matches!(source.get(i + 1), Some(b'+' | b'-')));
+        if source.get(i + 1 + sign).is_some_and(u8::is_ascii_digit) {
+            i = digits_from(i + 1 + sign);
+        }
+    }
+    Some(i)
 }
 
 /// A number literal as serde_json spells it: `e` for the exponent, always with a sign.
@@ -670,6 +701,17 @@ mod tests {
             serde_json::to_string(&value).unwrap(),
             r#"{"a":2E2,"b":[3,4E4]}"#
         );
+    }
+
+    #[test]
+    fn a_number_with_letters_after_its_exponent_is_a_syntax_error() {
+        // serde_json hands `-2.5e-3` to the visitor before it reads the `e` it then refuses;
+        // the literal's text must still be found where the grammar ends it (this panicked
+        // in debug builds when the locator took `-2.5e-3e` for the literal).
+        for text in ["-2.5e-3e", "[1E5e]", "[1e+2E, 3]", "1.5e1.", "{\"a\":2E2e}"] {
+            let error = parse(text).unwrap_err();
+            assert_eq!(error.code(), "syntax", "{text}: {error}");
+        }
     }
 
     #[test]

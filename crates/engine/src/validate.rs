@@ -17,6 +17,8 @@
 use std::{collections::HashMap, fmt, str::FromStr, sync::Arc};
 
 use crate::Value;
+use crate::doc::{Doc, DocJson, DocRef};
+use crate::{Limits, ParseError};
 
 /// A JSON Schema specification version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -206,6 +208,8 @@ pub struct Schema {
 
 struct Compiled {
     validator: jsonschema::Validator,
+    /// The same schema compiled for documents read as a [`Doc`](crate::Doc).
+    doc_validator: jsonschema::Validator<DocJson>,
     max_errors: usize,
 }
 
@@ -227,15 +231,21 @@ impl Schema {
         }
         let retriever = ResourceRetriever::new(&opts.resources)?;
         let mut options = jsonschema::options()
+            .with_retriever(retriever.clone())
+            .should_validate_formats(opts.validate_formats);
+        let mut doc_options = jsonschema::options_for::<DocJson>()
             .with_retriever(retriever)
             .should_validate_formats(opts.validate_formats);
         if let Some(draft) = opts.draft {
             options = options.with_draft(draft.to_jsonschema());
+            doc_options = doc_options.with_draft(draft.to_jsonschema());
         }
         let validator = options.build(schema).map_err(schema_error)?;
+        let doc_validator = doc_options.build(schema).map_err(schema_error)?;
         Ok(Schema {
             inner: Arc::new(Compiled {
                 validator,
+                doc_validator,
                 max_errors: opts.max_errors,
             }),
         })
@@ -247,12 +257,7 @@ impl Schema {
             .validator
             .iter_errors(doc)
             .take(self.inner.max_errors)
-            .map(|error| Finding {
-                instance_location: error.instance_path().as_str().to_owned(),
-                schema_location: error.schema_path().as_str().to_owned(),
-                keyword: error.kind().keyword().to_owned(),
-                message: message(&error),
-            })
+            .map(|error| finding(&error))
             .collect()
     }
 
@@ -262,9 +267,59 @@ impl Schema {
         self.inner.validator.is_valid(doc)
     }
 
+    /// [`Schema::validate`] for a document read as a [`Doc`](crate::Doc): the same findings.
+    pub fn validate_doc(&self, doc: DocRef<'_, '_>) -> Vec<Finding> {
+        self.inner
+            .doc_validator
+            .iter_errors(doc)
+            .take(self.inner.max_errors)
+            .map(|error| finding(&error))
+            .collect()
+    }
+
+    /// [`Schema::is_valid`] for a document read as a [`Doc`](crate::Doc).
+    pub fn is_valid_doc(&self, doc: DocRef<'_, '_>) -> bool {
+        self.inner.doc_validator.is_valid(doc)
+    }
+
+    /// Reads `bytes` as a document under `limits` and validates it: the findings (none when
+    /// valid), or why the bytes are not a document. The document is read as a [`Doc`]
+    /// (nothing allocated per key, string or number); what `Doc` declines (a refused
+    /// document, for the exact error, or one that repeats a key) is read by
+    /// [`parse_document`](crate::parse_document) and validated as a [`Value`].
+    pub fn validate_bytes(
+        &self,
+        bytes: &[u8],
+        limits: &Limits,
+    ) -> Result<Vec<Finding>, ParseError> {
+        if let Some(doc) = Doc::parse_bytes(bytes, limits) {
+            let root = doc.root();
+            return Ok(if self.is_valid_doc(root) {
+                Vec::new()
+            } else {
+                self.validate_doc(root)
+            });
+        }
+        let doc = crate::parse_document(bytes, limits)?;
+        Ok(if self.is_valid(&doc) {
+            Vec::new()
+        } else {
+            self.validate(&doc)
+        })
+    }
+
     /// The most findings [`Schema::validate`] reports for one document.
     pub fn max_errors(&self) -> usize {
         self.inner.max_errors
+    }
+}
+
+fn finding(error: &jsonschema::ValidationError<'_>) -> Finding {
+    Finding {
+        instance_location: error.instance_path().as_str().to_owned(),
+        schema_location: error.schema_path().as_str().to_owned(),
+        keyword: error.kind().keyword().to_owned(),
+        message: message(error),
     }
 }
 
@@ -328,6 +383,7 @@ fn schema_error(error: jsonschema::ValidationError<'static>) -> SchemaError {
 /// Serves [`SchemaOptions::resources`] to `jsonschema` and refuses everything else. It
 /// replaces `jsonschema`'s default retriever, which could otherwise reach the network or the
 /// file system if those features were ever switched on.
+#[derive(Clone)]
 struct ResourceRetriever {
     /// Keyed by the normalised URI text, so `HTTP://Example.com/a.json#` and
     /// `http://example.com/a.json` are the same resource.
@@ -378,6 +434,37 @@ mod tests {
 
     fn compile(schema: &str) -> Schema {
         Schema::compile(&parse(schema), &SchemaOptions::default()).expect("schema compiles")
+    }
+
+    #[test]
+    fn validating_bytes_reads_them_as_parse_document_does() {
+        let schema = compile(
+            r#"{"type":"object","properties":{"price":{"maximum":0.3},"side":{"enum":["buy","sell"]}},"required":["side"]}"#,
+        );
+        let limits = Limits::default();
+        let findings = |text: &str| schema.validate_bytes(text.as_bytes(), &limits);
+        assert_eq!(findings(r#"{"price":0.3,"side":"buy"}"#), Ok(Vec::new()));
+        // Exact decimals and `enum` through the Doc path, with the Value path's findings.
+        let bad = r#"{"price":0.30000000000000001,"side":"hold"}"#;
+        assert_eq!(findings(bad).unwrap(), schema.validate(&parse(bad)));
+        assert_eq!(findings(bad).unwrap().len(), 2);
+        // Malformed input: parse_document's exact error.
+        for text in ["{\"side\":", "[1,]", "\u{feff}{}", "{\"side\":\"buy\"} x"] {
+            let expected = crate::parse_document(text.as_bytes(), &limits).unwrap_err();
+            assert_eq!(findings(text), Err(expected), "{text}");
+        }
+        // A repeated key: refused by default, the last value validated when allowed.
+        let repeated = r#"{"side":"buy","side":"hold"}"#;
+        assert_eq!(findings(repeated).unwrap_err().code(), "duplicate_key");
+        let relaxed = Limits {
+            allow_duplicate_keys: true,
+            ..Limits::default()
+        };
+        let last = schema
+            .validate_bytes(repeated.as_bytes(), &relaxed)
+            .unwrap();
+        assert_eq!(last.len(), 1);
+        assert_eq!(last[0].keyword, "enum");
     }
 
     #[test]

@@ -227,13 +227,10 @@ impl AppState {
         let limits = self.limits.clone();
         let small = body.len() <= INLINE_MAX_BYTES;
         let work = move || {
-            let doc =
-                engine::parse_document(&body, &limits).map_err(engine::PipelineError::Parse)?;
-            let findings = if schema.value.is_valid(&doc) {
-                Vec::new()
-            } else {
-                schema.value.validate(&doc)
-            };
+            let findings = schema
+                .value
+                .validate_bytes(&body, &limits)
+                .map_err(engine::PipelineError::Parse)?;
             Ok::<_, engine::PipelineError>(Validated {
                 findings,
                 version: schema.version,

@@ -9,7 +9,7 @@ use std::fs;
 use std::panic;
 use std::path::Path;
 
-use engine::{Limits, ParseError, Value, parse_document};
+use engine::{Doc, Limits, ParseError, Value, parse_document};
 
 use crate::shared;
 
@@ -161,6 +161,52 @@ fn json_test_suite_parsing_cases_meet_their_expectations() {
         "{} of {} JSONTestSuite cases failed:\n  {}",
         failures.len(),
         names.len(),
+        failures.join("\n  ")
+    );
+}
+
+/// `Doc`, the engine's own document type, must read every case as `parse_document` does:
+/// the same documents accepted, as the same values (member order and number spelling
+/// included), under the default limits and under a small depth limit.
+#[test]
+fn doc_reads_every_case_as_parse_document_does() {
+    let Some(dir) = shared::dir("suites/json-test-suite/test_parsing") else {
+        return;
+    };
+    let shallow = Limits {
+        max_depth: 2,
+        ..Limits::default()
+    };
+    let names = case_names(&dir);
+    let mut failures = Vec::new();
+    for name in &names {
+        let bytes = fs::read(dir.join(name)).unwrap_or_else(|e| panic!("cannot read {name}: {e}"));
+        for limits in [&Limits::default(), &shallow] {
+            let compact = |value: Value| serde_json::to_string(&value).expect("serialises");
+            let reference = parse_document(&bytes, limits).ok().map(compact);
+            let doc =
+                panic::catch_unwind(|| Doc::parse_bytes(&bytes, limits).map(|d| d.to_value()));
+            match doc {
+                Ok(doc) if doc.clone().map(compact) == reference => {}
+                Ok(doc) => failures.push(format!(
+                    "{name} (max_depth {}): parse_document {reference:?}, Doc {:?}",
+                    limits.max_depth,
+                    doc.map(compact)
+                )),
+                Err(_) => failures.push(format!("{name}: Doc panicked")),
+            }
+        }
+    }
+    assert!(
+        names.len() > 300,
+        "only {} cases in {}",
+        names.len(),
+        dir.display()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} disagreements:\n  {}",
+        failures.len(),
         failures.join("\n  ")
     );
 }

@@ -20,7 +20,7 @@
 
 use std::path::{Path, PathBuf};
 
-use engine::{Draft, Schema, SchemaOptions, Value};
+use engine::{Doc, Draft, Limits, Schema, SchemaOptions, Value};
 
 use crate::shared;
 
@@ -233,6 +233,18 @@ fn run_case(compiled: &Result<Schema, engine::SchemaError>, data: &Value, valid:
     if fast != findings.is_empty() {
         return Outcome::Failed(format!(
             "is_valid says {fast} but validate found {findings:?}"
+        ));
+    }
+    // The same document read as a `Doc` must get the same answer and the same findings.
+    let text = serde_json::to_string(data).expect("test data serialises");
+    let Some(doc) = Doc::parse(&text, &Limits::default()) else {
+        return Outcome::Failed(format!("Doc did not read {text}"));
+    };
+    let doc_fast = schema.is_valid_doc(doc.root());
+    let doc_findings = schema.validate_doc(doc.root());
+    if (doc_fast, &doc_findings) != (fast, &findings) {
+        return Outcome::Failed(format!(
+            "as a Value: {fast}, {findings:?}; as a Doc: {doc_fast}, {doc_findings:?}"
         ));
     }
     match (valid, fast) {

@@ -1,0 +1,968 @@
+//! The engine's own document type: a parsed document that borrows from the request's bytes.
+//!
+//! A [`Value`] allocates every key, every string and every number that is not a machine
+//! integer, and hashes every key with SipHash as it goes into its map; for the 686-byte trade
+//! that is most of the parse's 37k instructions (`docs/benchmarks.md`, "Fifth machine:
+//! instructions per request"), and lookups hash again. A [`Doc`] is one vector of nodes in
+//! document order: strings without escapes and every number's text point into the input,
+//! containers record their length and where their last descendant ends, and an object is
+//! searched by comparing keys. Nothing else is allocated. No crate keeps numbers as their
+//! text while borrowing strings (serde_json's borrowed forms either lose number text or keep
+//! a container's raw text only), hence this module.
+//!
+//! [`Doc::parse`] accepts exactly the documents [`parse_document`](crate::parse_document)
+//! accepts under the same [`Limits`], except that it declines any document that repeats an
+//! object key: the caller then takes `parse_document`, which refuses the document or, with
+//! duplicates allowed, keeps the last value in the first one's place. It reports no errors
+//! either: on `None` the caller gets the exact error from `parse_document`, which reads the
+//! document again (a refused document is the rare case). The differential tests hold the two
+//! readers to the same answers on the JSONTestSuite cases and on generated documents.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use serde_json::{Map, Number};
+
+mod json;
+
+pub use json::{DocJson, DocNumber};
+
+use crate::parse::{checked_text, number_literal_end};
+use crate::{Limits, Value};
+
+/// One parsed document. The root is node 0.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Doc<'a> {
+    nodes: Vec<Node<'a>>,
+}
+
+/// One node. An array's elements follow it in order; an object's members follow it as a key
+/// (a `String` node) and then the value. `end` is the index just past the container's last
+/// descendant, so a reader steps over a whole member without visiting it.
+#[derive(Debug, Clone, PartialEq)]
+enum Node<'a> {
+    Null,
+    Bool(bool),
+    /// The number exactly as written.
+    Number(&'a str),
+    /// Borrowed unless the string had escapes.
+    String(Cow<'a, str>),
+    Array {
+        len: u32,
+        end: u32,
+    },
+    Object {
+        len: u32,
+        end: u32,
+    },
+}
+
+/// The kind of a node, as JSON names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Null,
+    Bool,
+    Number,
+    String,
+    Array,
+    Object,
+}
+
+/// How many members an object may have before duplicate keys are found through a hash set
+/// rather than by comparing with every earlier key.
+const SCANNED_KEYS: usize = 32;
+
+impl<'a> Doc<'a> {
+    /// Parses `text` under `limits` (the size, UTF-8 and byte order mark checks are the
+    /// caller's, as `parse_document` makes them first). `None` when `parse_document` would
+    /// refuse the document, and when an object repeats a key.
+    pub fn parse(text: &'a str, limits: &Limits) -> Option<Doc<'a>> {
+        let mut parser = Parser {
+            text,
+            bytes: text.as_bytes(),
+            pos: 0,
+            // About one node per 8 bytes of typical documents (the trade: 86 nodes in 686
+            // bytes); a guess, not a bound.
+            nodes: Vec::with_capacity(text.len() / 8 + 2),
+            open: Vec::new(),
+            keys: Vec::new(),
+            max_depth: limits.max_depth.min(Limits::MAX_DEPTH_CEILING),
+        };
+        parser.document()?;
+        Some(Doc {
+            nodes: parser.nodes,
+        })
+    }
+
+    /// [`Doc::parse`] after the checks `parse_document` makes first (size, UTF-8, no byte
+    /// order mark).
+    pub fn parse_bytes(bytes: &'a [u8], limits: &Limits) -> Option<Doc<'a>> {
+        Doc::parse(checked_text(bytes, limits).ok()?, limits)
+    }
+
+    /// A document that is one string, owning its text.
+    pub(crate) fn string(text: String) -> Doc<'static> {
+        Doc {
+            nodes: vec![Node::String(Cow::Owned(text))],
+        }
+    }
+
+    /// The top-level value.
+    pub fn root(&self) -> DocRef<'_, 'a> {
+        DocRef {
+            doc: self,
+            index: 0,
+        }
+    }
+
+    /// The same document as a [`Value`].
+    pub fn to_value(&self) -> Value {
+        self.root().to_value()
+    }
+}
+
+/// The index just past the node at `index` and its descendants.
+fn end_of(nodes: &[Node<'_>], index: usize) -> usize {
+    match nodes[index] {
+        Node::Array { end, .. } | Node::Object { end, .. } => end as usize,
+        _ => index + 1,
+    }
+}
+
+/// The text of the key node at `index`.
+fn key_at<'n>(nodes: &'n [Node<'_>], index: usize) -> &'n str {
+    match &nodes[index] {
+        Node::String(key) => key,
+        _ => unreachable!("an object member starts with its key"),
+    }
+}
+
+/// A node of a [`Doc`] and its descendants. `'d` is the document's borrow, `'a` the input's.
+#[derive(Debug, Clone, Copy)]
+pub struct DocRef<'d, 'a> {
+    doc: &'d Doc<'a>,
+    index: usize,
+}
+
+impl<'d, 'a> DocRef<'d, 'a> {
+    fn node(&self) -> &'d Node<'a> {
+        &self.doc.nodes[self.index]
+    }
+
+    pub fn kind(&self) -> Kind {
+        match self.node() {
+            Node::Null => Kind::Null,
+            Node::Bool(_) => Kind::Bool,
+            Node::Number(_) => Kind::Number,
+            Node::String(_) => Kind::String,
+            Node::Array { .. } => Kind::Array,
+            Node::Object { .. } => Kind::Object,
+        }
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match self.node() {
+            Node::Bool(value) => Some(*value),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&'d str> {
+        match self.node() {
+            Node::String(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// A number's literal text.
+    pub fn number_text(&self) -> Option<&'a str> {
+        match self.node() {
+            Node::Number(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// The number of elements of an array or members of an object; `None` for a scalar.
+    pub fn count(&self) -> Option<usize> {
+        match self.node() {
+            Node::Array { len, .. } | Node::Object { len, .. } => Some(*len as usize),
+            _ => None,
+        }
+    }
+
+    /// An array's elements, in order (none for anything else).
+    pub fn elements(&self) -> Elements<'d, 'a> {
+        let remaining = match self.node() {
+            Node::Array { len, .. } => *len,
+            _ => 0,
+        };
+        Elements {
+            doc: self.doc,
+            next: self.index + 1,
+            remaining,
+        }
+    }
+
+    /// An object's members, in document order (none for anything else).
+    pub fn members(&self) -> Members<'d, 'a> {
+        let remaining = match self.node() {
+            Node::Object { len, .. } => *len,
+            _ => 0,
+        };
+        Members {
+            doc: self.doc,
+            next: self.index + 1,
+            remaining,
+        }
+    }
+
+    /// The value of an object's member `key`.
+    pub fn get(&self, key: &str) -> Option<DocRef<'d, 'a>> {
+        self.members()
+            .find_map(|(name, value)| (name == key).then_some(value))
+    }
+
+    /// This node and its descendants as a [`Value`]. Numbers keep their text, members their
+    /// order.
+    pub fn to_value(&self) -> Value {
+        match self.node() {
+            Node::Null => Value::Null,
+            Node::Bool(value) => Value::Bool(*value),
+            // The text was checked against the JSON number grammar by the parser, which is
+            // all `from_string_unchecked` asks (`parse.rs` builds its numbers the same way).
+            Node::Number(text) => Value::Number(Number::from_string_unchecked((*text).to_owned())),
+            Node::String(text) => Value::String(text.to_string()),
+            Node::Array { len, .. } => {
+                let mut items = Vec::with_capacity(*len as usize);
+                items.extend(self.elements().map(|element| element.to_value()));
+                Value::Array(items)
+            }
+            Node::Object { len, .. } => {
+                let mut members = Map::with_capacity(*len as usize);
+                for (key, value) in self.members() {
+                    members.insert(key.to_owned(), value.to_value());
+                }
+                Value::Object(members)
+            }
+        }
+    }
+
+    /// Identifies the node within its document.
+    pub(crate) fn address(&self) -> (usize, usize) {
+        (std::ptr::from_ref(self.doc) as usize, self.index)
+    }
+}
+
+/// The elements of an array; see [`DocRef::elements`].
+#[derive(Debug, Clone)]
+pub struct Elements<'d, 'a> {
+    doc: &'d Doc<'a>,
+    next: usize,
+    remaining: u32,
+}
+
+impl<'d, 'a> Iterator for Elements<'d, 'a> {
+    type Item = DocRef<'d, 'a>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.remaining == 0 {
+            return None;
+        }
+        self.remaining -= 1;
+        let element = DocRef {
+            doc: self.doc,
+            index: self.next,
+        };
+        self.next = end_of(&self.doc.nodes, self.next);
+        Some(element)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining as usize, Some(self.remaining as usize))
+    }
+}
+
+/// The members of an object; see [`DocRef::members`].
+#[derive(Debug, Clone)]
+pub struct Members<'d, 'a> {
+    doc: &'d Doc<'a>,
+    next: usize,
+    remaining: u32,
+}
+
+impl<'d, 'a> Iterator for Members<'d, 'a> {
+    type Item = (&'d str, DocRef<'d, 'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.remaining == 0 {
+            return None;
+        }
+        self.remaining -= 1;
+        let key = key_at(&self.doc.nodes, self.next);
+        let value = DocRef {
+            doc: self.doc,
+            index: self.next + 1,
+        };
+        self.next = end_of(&self.doc.nodes, self.next + 1);
+        Some((key, value))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining as usize, Some(self.remaining as usize))
+    }
+}
+
+/// The end of the run of string bytes from `from` that need no attention: the offset of the
+/// first quote, backslash or control character (or of the end). Eight bytes at a time: a
+/// byte equal to a constant is a zero byte after XOR, and `x - 0x01..01 & !x & 0x80..80`
+/// marks zero bytes (`x - 0x20..20` bytes under 0x20); the lowest mark is always exact.
+fn plain_run(bytes: &[u8], from: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut pos = from;
+    while let Some(chunk) = bytes.get(pos..pos + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        let quote = word ^ (ONES * u64::from(b'"'));
+        let backslash = word ^ (ONES * u64::from(b'\\'));
+        let marks = (quote.wrapping_sub(ONES) & !quote
+            | backslash.wrapping_sub(ONES) & !backslash
+            | word.wrapping_sub(ONES * 0x20) & !word)
+            & HIGHS;
+        if marks != 0 {
+            return pos + (marks.trailing_zeros() / 8) as usize;
+        }
+        pos += 8;
+    }
+    while bytes
+        .get(pos)
+        .is_some_and(|&b| b != b'"' && b != b'\\' && b >= 0x20)
+    {
+        pos += 1;
+    }
+    pos
+}
+
+/// A key's length and first bytes in one word: keys with different fingerprints differ, so
+/// most comparisons of two keys are one comparison of two words.
+fn fingerprint(key: &str) -> u64 {
+    let mut head = [0; 8];
+    let bytes = key.as_bytes();
+    let take = bytes.len().min(7);
+    head[..take].copy_from_slice(&bytes[..take]);
+    head[7] = bytes.len().min(255) as u8;
+    u64::from_le_bytes(head)
+}
+
+/// A container being read.
+struct Open<'a> {
+    node: usize,
+    len: u32,
+    /// Where an object's keys start in [`Parser::keys`].
+    keys_from: usize,
+    /// An object's keys once it has more than [`SCANNED_KEYS`] members.
+    key_set: Option<HashSet<Cow<'a, str>>>,
+}
+
+struct Parser<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+    nodes: Vec<Node<'a>>,
+    open: Vec<Open<'a>>,
+    /// The keys of the open objects, outermost first, each with its [`fingerprint`], for
+    /// finding repeated keys without walking the nodes.
+    keys: Vec<(u64, Cow<'a, str>)>,
+    max_depth: usize,
+}
+
+impl<'a> Parser<'a> {
+    /// One JSON text: a value between optional whitespace. Iterative, so the depth limit is
+    /// the only bound on nesting.
+    fn document(&mut self) -> Option<()> {
+        loop {
+            self.value()?;
+            // A value is complete: the innermost open container goes on or closes.
+            loop {
+                let Some(top) = self.open.last_mut() else {
+                    self.skip_whitespace();
+                    return (self.pos == self.bytes.len()).then_some(());
+                };
+                top.len = top.len.checked_add(1)?;
+                let object = matches!(self.nodes[top.node], Node::Object { .. });
+                self.skip_whitespace();
+                match (self.next_byte()?, object) {
+                    (b',', true) => {
+                        self.skip_whitespace();
+                        self.key()?;
+                        break;
+                    }
+                    (b',', false) => break,
+                    (b'}', true) | (b']', false) => self.close()?,
+                    _ => return None,
+                }
+            }
+        }
+    }
+
+    /// One value. A container is opened, with its first key if it is an object, and the
+    /// loop goes on with its first member, so nesting costs no recursion; an empty container
+    /// is opened and closed, and counts as the value read.
+    fn value(&mut self) -> Option<()> {
+        loop {
+            self.skip_whitespace();
+            match self.next_byte()? {
+                b'{' => {
+                    self.open(Node::Object { len: 0, end: 0 })?;
+                    self.skip_whitespace();
+                    if self.bytes.get(self.pos) == Some(&b'}') {
+                        self.pos += 1;
+                        return self.close();
+                    }
+                    self.key()?;
+                }
+                b'[' => {
+                    self.open(Node::Array { len: 0, end: 0 })?;
+                    self.skip_whitespace();
+                    if self.bytes.get(self.pos) == Some(&b']') {
+                        self.pos += 1;
+                        return self.close();
+                    }
+                }
+                b'"' => {
+                    let text = self.string()?;
+                    self.nodes.push(Node::String(text));
+                    return Some(());
+                }
+                b't' => return self.literal(b"rue", Node::Bool(true)),
+                b'f' => return self.literal(b"alse", Node::Bool(false)),
+                b'n' => return self.literal(b"ull", Node::Null),
+                b'-' | b'0'..=b'9' => {
+                    self.pos -= 1;
+                    return self.number();
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn open(&mut self, node: Node<'a>) -> Option<()> {
+        if self.open.len() + 1 > self.max_depth {
+            return None;
+        }
+        self.open.push(Open {
+            node: self.nodes.len(),
+            len: 0,
+            keys_from: self.keys.len(),
+            key_set: None,
+        });
+        self.nodes.push(node);
+        Some(())
+    }
+
+    /// Closes the innermost open container. The caller has consumed its closing bracket.
+    fn close(&mut self) -> Option<()> {
+        let open = self.open.pop()?;
+        self.keys.truncate(open.keys_from);
+        let end = u32::try_from(self.nodes.len()).ok()?;
+        match &mut self.nodes[open.node] {
+            Node::Array { len, end: slot } | Node::Object { len, end: slot } => {
+                *len = open.len;
+                *slot = end;
+            }
+            _ => unreachable!("only containers are opened"),
+        }
+        Some(())
+    }
+
+    /// An object member's key and its colon. Declines a key the object already has.
+    fn key(&mut self) -> Option<()> {
+        if self.next_byte()? != b'"' {
+            return None;
+        }
+        let key = self.string()?;
+        let top = self.open.last_mut()?;
+        let earlier = &self.keys[top.keys_from..];
+        let print = fingerprint(&key);
+        if earlier.len() < SCANNED_KEYS {
+            if earlier.iter().any(|(p, k)| *p == print && *k == key) {
+                return None;
+            }
+        } else {
+            let set = top
+                .key_set
+                .get_or_insert_with(|| earlier.iter().map(|(_, k)| k.clone()).collect());
+            if !set.insert(key.clone()) {
+                return None;
+            }
+        }
+        self.keys.push((print, key.clone()));
+        self.nodes.push(Node::String(key));
+        self.skip_whitespace();
+        (self.next_byte()? == b':').then_some(())
+    }
+
+    fn literal(&mut self, rest: &[u8], node: Node<'a>) -> Option<()> {
+        if !self.bytes[self.pos..].starts_with(rest) {
+            return None;
+        }
+        self.pos += rest.len();
+        self.nodes.push(node);
+        Some(())
+    }
+
+    /// A number, kept as written. A fraction or exponent without digits ends the literal
+    /// before it, and the byte left over makes the document invalid.
+    fn number(&mut self) -> Option<()> {
+        let start = self.pos;
+        self.pos = number_literal_end(self.bytes, start)?;
+        self.nodes.push(Node::Number(&self.text[start..self.pos]));
+        Some(())
+    }
+
+    /// A string's contents after its opening quote, through its closing quote. The input is
+    /// UTF-8 already, and a quote or backslash is never inside a multi-byte character, so the
+    /// slices below fall on character boundaries.
+    fn string(&mut self) -> Option<Cow<'a, str>> {
+        let start = self.pos;
+        self.pos = plain_run(self.bytes, start);
+        match *self.bytes.get(self.pos)? {
+            b'"' => {
+                let text = &self.text[start..self.pos];
+                self.pos += 1;
+                return Some(Cow::Borrowed(text));
+            }
+            b'\\' => {}
+            _ => return None,
+        }
+        let mut text = String::from(&self.text[start..self.pos]);
+        loop {
+            match *self.bytes.get(self.pos)? {
+                b'"' => {
+                    self.pos += 1;
+                    return Some(Cow::Owned(text));
+                }
+                b'\\' => {
+                    self.pos += 1;
+                    self.escape(&mut text)?;
+                }
+                0..=0x1f => return None,
+                _ => {
+                    let run = self.pos;
+                    self.pos = plain_run(self.bytes, run);
+                    text.push_str(&self.text[run..self.pos]);
+                }
+            }
+        }
+    }
+
+    /// One escape after its backslash. A `\u` escape must not leave a lone surrogate.
+    fn escape(&mut self, text: &mut String) -> Option<()> {
+        let decoded = match self.next_byte()? {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let unit = self.hex4()?;
+                match unit {
+                    0xD800..=0xDBFF => {
+                        if !self.bytes[self.pos..].starts_with(b"\\u") {
+                            return None;
+                        }
+                        self.pos += 2;
+                        let low = self.hex4()?;
+                        if !(0xDC00..=0xDFFF).contains(&low) {
+                            return None;
+                        }
+                        char::from_u32(0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00))?
+                    }
+                    0xDC00..=0xDFFF => return None,
+                    _ => char::from_u32(unit)?,
+                }
+            }
+            _ => return None,
+        };
+        text.push(decoded);
+        Some(())
+    }
+
+    fn hex4(&mut self) -> Option<u32> {
+        let digits = self.bytes.get(self.pos..self.pos + 4)?;
+        let mut unit = 0;
+        for &digit in digits {
+            unit = unit * 16 + char::from(digit).to_digit(16)?;
+        }
+        self.pos += 4;
+        Some(unit)
+    }
+
+    fn next_byte(&mut self) -> Option<u8> {
+        let byte = *self.bytes.get(self.pos)?;
+        self.pos += 1;
+        Some(byte)
+    }
+
+    fn skip_whitespace(&mut self) {
+        while matches!(self.bytes.get(self.pos), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.pos += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse_document;
+
+    /// What the reference reader makes of `bytes`, and what [`Doc`] makes of them, both as
+    /// compact JSON text (which shows member order and number spelling).
+    fn both(bytes: &[u8], limits: &Limits) -> (Option<String>, Option<String>) {
+        let reference = parse_document(bytes, limits)
+            .ok()
+            .map(|value| serde_json::to_string(&value).expect("a value serialises"));
+        let doc = Doc::parse_bytes(bytes, limits)
+            .map(|doc| serde_json::to_string(&doc.to_value()).expect("a value serialises"));
+        (reference, doc)
+    }
+
+    #[track_caller]
+    fn agree(text: &str) {
+        let (reference, doc) = both(text.as_bytes(), &Limits::default());
+        assert_eq!(doc, reference, "for {text:?}");
+    }
+
+    #[test]
+    fn reads_what_parse_document_reads() {
+        agree(include_str!("../../../examples/trade/trade.json"));
+        for text in [
+            "0",
+            "-0",
+            "1E400",
+            "-1.5e-7",
+            "2500000.00",
+            "9007199254740993",
+            "123456789012345678901234567890",
+            " \t\n\r[ ] ",
+            "{}",
+            r#"{"a":[1,{"b":null}],"c":true,"d":false}"#,
+            r#""\u00e9\ud83d\ude00\n\"\\\/\b\f\r\t""#,
+            r#"{"\u0061":1,"b\n":"x\u0000y"}"#,
+            r#"[[[]],[{}],{"a":{}}]"#,
+            "\"caf\u{e9} \u{1f600}\"",
+        ] {
+            agree(text);
+        }
+    }
+
+    #[test]
+    fn refuses_what_parse_document_refuses() {
+        for text in [
+            "",
+            " ",
+            "[",
+            "]",
+            "{",
+            "[1,]",
+            "[,1]",
+            r#"{"a":1,}"#,
+            r#"{"a" 1}"#,
+            r#"{1:1}"#,
+            "01",
+            "1.",
+            ".1",
+            "1e",
+            "1e+",
+            "-",
+            "+1",
+            "0x1",
+            "NaN",
+            "Infinity",
+            "tru",
+            "nul",
+            "[1 2]",
+            "1 2",
+            r#""\x""#,
+            r#""\u12""#,
+            r#""\ud800""#,
+            r#""\udc00""#,
+            r#""\ud800\u0041""#,
+            "\"a\tb\"",
+            "\"\u{1}\"",
+            "\u{feff}1",
+            r#"{"a":1}x"#,
+            "[1]]",
+            r#"{"a":1}}"#,
+            "\"abc",
+        ] {
+            let (reference, doc) = both(text.as_bytes(), &Limits::default());
+            assert_eq!(reference, None, "the reference took {text:?}");
+            assert_eq!(doc, None, "Doc took {text:?}");
+        }
+        assert_eq!(both(b"[\"\xff\"]", &Limits::default()), (None, None));
+    }
+
+    #[test]
+    fn declines_repeated_keys_at_any_size() {
+        assert!(Doc::parse(r#"{"a":1,"b":{"a":2},"a":3}"#, &Limits::default()).is_none());
+        let members = |count: usize, repeat: bool| {
+            let mut text = String::from("{");
+            for i in 0..count {
+                text.push_str(&format!("\"k{i}\":{i},"));
+            }
+            text.push_str(if repeat { "\"k0\":0}" } else { "\"last\":0}" });
+            text
+        };
+        for count in [1, 31, 32, 33, 100] {
+            let distinct = members(count, false);
+            agree(&distinct);
+            assert!(
+                Doc::parse(&distinct, &Limits::default()).is_some(),
+                "{count}"
+            );
+            assert!(
+                Doc::parse(&members(count, true), &Limits::default()).is_none(),
+                "{count}"
+            );
+        }
+        // An escaped key repeating a plain one is the same key.
+        assert!(Doc::parse(r#"{"ab":1,"\u0061b":2}"#, &Limits::default()).is_none());
+    }
+
+    #[test]
+    fn depth_limit_matches_parse_document() {
+        for max_depth in [0, 1, 2, 5] {
+            let limits = Limits {
+                max_depth,
+                ..Limits::default()
+            };
+            for depth in 0..8 {
+                let text = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+                let nested = format!("{}{}", r#"{"a":"#.repeat(depth), "}".repeat(depth));
+                let nested = nested.replacen("{\"a\":}", "{\"a\":1}", 1);
+                for text in [text, nested] {
+                    let (reference, doc) = both(text.as_bytes(), &limits);
+                    assert_eq!(doc, reference, "{text} at max_depth {max_depth}");
+                }
+            }
+        }
+        // Far past the ceiling, without recursion.
+        let deep = "[".repeat(100_000);
+        assert!(Doc::parse(&deep, &Limits::default()).is_none());
+    }
+
+    #[test]
+    fn reads_members_elements_and_keys() {
+        let doc = Doc::parse(
+            r#"{"id":"T-1","n":[1,{"x":2.50}],"s":"a\"b","t":true,"z":null}"#,
+            &Limits::default(),
+        )
+        .expect("parses");
+        let root = doc.root();
+        assert_eq!(root.kind(), Kind::Object);
+        assert_eq!(root.count(), Some(5));
+        let keys: Vec<&str> = root.members().map(|(key, _)| key).collect();
+        assert_eq!(keys, ["id", "n", "s", "t", "z"]);
+        assert_eq!(root.get("id").and_then(|v| v.as_str()), Some("T-1"));
+        assert_eq!(root.get("s").and_then(|v| v.as_str()), Some("a\"b"));
+        assert_eq!(root.get("t").and_then(|v| v.as_bool()), Some(true));
+        assert_eq!(root.get("z").map(|v| v.kind()), Some(Kind::Null));
+        assert!(root.get("missing").is_none());
+        let n: Vec<DocRef<'_, '_>> = root.get("n").expect("n").elements().collect();
+        assert_eq!(n.len(), 2);
+        assert_eq!(n[0].number_text(), Some("1"));
+        assert_eq!(n[1].get("x").and_then(|v| v.number_text()), Some("2.50"));
+        assert!(root.get("id").expect("id").members().next().is_none());
+    }
+
+    #[test]
+    fn plain_runs_stop_where_a_byte_by_byte_scan_stops() {
+        let naive = |bytes: &[u8], from: usize| {
+            (from..bytes.len())
+                .find(|&i| matches!(bytes[i], b'"' | b'\\' | 0..=0x1f))
+                .unwrap_or(bytes.len())
+        };
+        let filler = "ab\u{e9}\u{1f600}x~\u{7f} ".as_bytes();
+        for length in 0..40 {
+            let plain: Vec<u8> = filler.iter().copied().cycle().take(length).collect();
+            assert_eq!(plain_run(&plain, 0), length);
+            for at in 0..length {
+                for stop in [b'"', b'\\', 0x00, 0x01, 0x1f] {
+                    let mut bytes = plain.clone();
+                    bytes[at] = stop;
+                    for from in [0, at.saturating_sub(3), at] {
+                        assert_eq!(
+                            plain_run(&bytes, from),
+                            naive(&bytes, from),
+                            "{bytes:?} from {from}"
+                        );
+                    }
+                }
+            }
+        }
+        // Long strings, through the parser, against the reference.
+        for at in 0..24 {
+            let mut text = "\"".to_owned() + &"abcdefgh".repeat(3) + "\u{e9}\"";
+            text.insert_str(1 + at, "\\n");
+            agree(&text);
+            let mut raw = text.clone().into_bytes();
+            raw[1 + at] = 0x07;
+            let (reference, doc) = both(&raw, &Limits::default());
+            assert_eq!(doc, reference);
+        }
+    }
+
+    /// A small deterministic generator (xorshift) of JSON-like texts: valid documents, and the
+    /// same with one byte changed, inserted or removed.
+    struct Gen(u64);
+
+    impl Gen {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: u64) -> usize {
+            (self.next() % n) as usize
+        }
+
+        fn pick<'s>(&mut self, from: &[&'s str]) -> &'s str {
+            from[self.below(from.len() as u64)]
+        }
+
+        fn space(&mut self, out: &mut String) {
+            out.push_str(self.pick(&["", "", "", " ", "\n", "\t ", "\r\n"]));
+        }
+
+        fn value(&mut self, out: &mut String, depth: u32) {
+            self.space(out);
+            match self.below(if depth > 4 { 3 } else { 5 }) {
+                0 => out.push_str(self.pick(&[
+                    "0",
+                    "-0",
+                    "7",
+                    "-12",
+                    "3.25",
+                    "1e5",
+                    "1E+2",
+                    "-2.5e-3",
+                    "2500000.00",
+                    "18446744073709551616",
+                    "1.0",
+                    "true",
+                    "false",
+                    "null",
+                ])),
+                1 | 2 => {
+                    out.push('"');
+                    for _ in 0..self.below(4) {
+                        out.push_str(self.pick(&[
+                            "a",
+                            "b",
+                            "\u{e9}",
+                            "\u{1f600}",
+                            "\\n",
+                            "\\\"",
+                            "\\\\",
+                            "\\/",
+                            "\\u0041",
+                            "\\ud83d\\ude00",
+                            "\\u00e9",
+                            " ",
+                        ]));
+                    }
+                    out.push('"');
+                }
+                3 => {
+                    out.push('[');
+                    for i in 0..self.below(4) {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        self.value(out, depth + 1);
+                    }
+                    self.space(out);
+                    out.push(']');
+                }
+                _ => {
+                    out.push('{');
+                    for i in 0..self.below(5) {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        self.space(out);
+                        // Few names, so that some objects repeat one.
+                        out.push_str(self.pick(&[
+                            "\"a\"",
+                            "\"b\"",
+                            "\"c\"",
+                            "\"d\"",
+                            "\"e\"",
+                            "\"f\"",
+                            "\"\\u0061\"",
+                        ]));
+                        self.space(out);
+                        out.push(':');
+                        self.value(out, depth + 1);
+                    }
+                    self.space(out);
+                    out.push('}');
+                }
+            }
+            self.space(out);
+        }
+
+        fn mutate(&mut self, text: &str) -> Vec<u8> {
+            let mut bytes = text.as_bytes().to_vec();
+            let at = self.below(bytes.len() as u64 + 1);
+            const BYTES: &[u8] = b"{}[]\",:\\0-.eE+ un\x01\xff";
+            let byte = BYTES[self.below(BYTES.len() as u64)];
+            match self.below(3) {
+                0 if at < bytes.len() => bytes[at] = byte,
+                1 if at < bytes.len() => {
+                    bytes.remove(at);
+                }
+                _ => bytes.insert(at, byte),
+            }
+            bytes
+        }
+    }
+
+    #[test]
+    fn generated_documents_read_alike() {
+        let mut generator = Gen(0x9E37_79B9_7F4A_7C15);
+        let limits = Limits {
+            max_depth: 4,
+            ..Limits::default()
+        };
+        let (mut accepted, mut refused) = (0, 0);
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            generator.value(&mut text, 0);
+            let mutated = generator.mutate(&text);
+            for (bytes, limits) in [
+                (text.as_bytes(), &Limits::default()),
+                (text.as_bytes(), &limits),
+                (&mutated[..], &Limits::default()),
+            ] {
+                let (reference, doc) = both(bytes, limits);
+                assert_eq!(doc, reference, "for {:?}", String::from_utf8_lossy(bytes));
+                if reference.is_some() {
+                    accepted += 1;
+                } else {
+                    refused += 1;
+                }
+            }
+        }
+        // Both kinds of case must be common, or the comparison proves little.
+        assert!(
+            accepted > 10_000 && refused > 10_000,
+            "{accepted} accepted, {refused} refused"
+        );
+    }
+}
