@@ -82,8 +82,9 @@ impl<'a> Doc<'a> {
             bytes: text.as_bytes(),
             pos: 0,
             // About one node per 8 bytes of typical documents (the trade: 86 nodes in 686
-            // bytes); a guess, not a bound.
-            nodes: Vec::with_capacity(text.len() / 8 + 2),
+            // bytes); a guess, not a bound, and a large document grows from 64k nodes rather
+            // than reserving for its whole size at once.
+            nodes: Vec::with_capacity((text.len() / 8 + 2).min(1 << 16)),
             open: Vec::new(),
             keys: Vec::new(),
             max_depth: limits.max_depth.min(Limits::MAX_DEPTH_CEILING),
