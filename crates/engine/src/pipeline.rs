@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::doc::{Doc, DocRef};
 use crate::encode::{EncodeError, Encoding, encode};
 use crate::parse::{ParseError, parse_document};
 use crate::transform::{CompileError, OutputMode, Transform, TransformError};
@@ -392,17 +393,46 @@ impl Pipeline {
         if let Some(rejection) = check(self.input.as_ref(), doc, Stage::Input) {
             return Ok(Outcome::Rejected(rejection));
         }
-        let timeout = match deadline {
+        let out = match &self.transform {
+            Some(t) => t.run(doc, self.timeout(deadline))?,
+            None => doc.clone(),
+        };
+        self.finish(out)
+    }
+
+    /// [`Pipeline::run_until`] for a document read as a [`Doc`], for a pipeline whose
+    /// transform runs directly: input validation and the transform read it in place.
+    fn run_doc_until(
+        &self,
+        transform: &Transform,
+        doc: DocRef<'_, '_>,
+        deadline: Option<Instant>,
+    ) -> Result<Outcome<Value>, PipelineError> {
+        if let Some(schema) = &self.input
+            && !schema.is_valid_doc(doc)
+        {
+            return Ok(Outcome::Rejected(Rejection {
+                stage: Stage::Input,
+                findings: schema.validate_doc(doc),
+            }));
+        }
+        self.finish(transform.run_doc(doc, self.timeout(deadline))?)
+    }
+
+    /// The transform's budget: the pipeline's timeout, or less when the caller's deadline is
+    /// sooner.
+    fn timeout(&self, deadline: Option<Instant>) -> Duration {
+        match deadline {
             Some(at) => self
                 .limits
                 .transform_timeout
                 .min(at.saturating_duration_since(Instant::now())),
             None => self.limits.transform_timeout,
-        };
-        let out = match &self.transform {
-            Some(t) => t.run(doc, timeout)?,
-            None => doc.clone(),
-        };
+        }
+    }
+
+    /// Validates the transform's output.
+    fn finish(&self, out: Value) -> Result<Outcome<Value>, PipelineError> {
         if let Some(rejection) = check(self.output.as_ref(), &out, Stage::Output) {
             return Ok(Outcome::Rejected(rejection));
         }
@@ -428,8 +458,15 @@ impl Pipeline {
         deadline: Option<Instant>,
         out: &mut Vec<u8>,
     ) -> Result<Outcome<()>, PipelineError> {
-        let doc = parse_document(bytes, &self.limits)?;
-        match self.run_until(&doc, deadline)? {
+        // A transform the direct evaluator runs reads the document in place, as a `Doc`
+        // (what `Doc` declines is read as a `Value`: refused documents, for the exact error,
+        // and repeated keys). jaq needs a `Value` anyway.
+        let direct = self.transform.as_ref().filter(|t| t.is_direct());
+        let outcome = match direct.and_then(|t| Some((t, Doc::parse_bytes(bytes, &self.limits)?))) {
+            Some((transform, doc)) => self.run_doc_until(transform, doc.root(), deadline)?,
+            None => self.run_until(&parse_document(bytes, &self.limits)?, deadline)?,
+        };
+        match outcome {
             Outcome::Accepted(v) => {
                 encode(&v, encoding.unwrap_or(self.encoding), out)?;
                 Ok(Outcome::Accepted(()))
@@ -491,6 +528,46 @@ mod tests {
         assert_eq!(err.code(), "transform_timeout");
         // Stopped by the caller's deadline, not the pipeline's minute.
         assert!(started.elapsed() < Duration::from_secs(30));
+    }
+
+    #[test]
+    fn documents_read_as_doc_come_out_as_documents_read_as_values_do() {
+        // `double.jq` runs directly, so `process` reads through `Doc`; `run` on a parsed
+        // `Value` is the other road. Both must give the same bytes, rejections and errors.
+        let s = spec(
+            r#"{"input_schema":"positive","transform":"double.jq","output_schema":"positive"}"#,
+        )
+        .unwrap();
+        let p = Pipeline::compile(&s).unwrap();
+        assert!(p.transform.as_ref().is_some_and(Transform::is_direct));
+        let by_value = |input: &str| -> Result<Outcome<String>, PipelineError> {
+            let doc = parse_document(input.as_bytes(), p.limits())?;
+            Ok(match p.run(&doc)? {
+                Outcome::Accepted(v) => {
+                    let mut out = Vec::new();
+                    encode(&v, p.encoding(), &mut out)?;
+                    Outcome::Accepted(String::from_utf8(out).unwrap())
+                }
+                Outcome::Rejected(r) => Outcome::Rejected(r),
+            })
+        };
+        let show = |r: Result<Outcome<String>, PipelineError>| match r {
+            Ok(Outcome::Accepted(text)) => format!("accepted {text}"),
+            Ok(Outcome::Rejected(r)) => format!("rejected {r:?}"),
+            Err(e) => format!("error {}: {e}", e.code()),
+        };
+        for input in [
+            r#"{"n": 2.50, "other": [1, {"x": "\u00e9"}]}"#,
+            r#"{"n": 9007199254740993}"#,
+            r#"{"n": -1}"#,
+            r#"{"m": 1}"#,
+            r#"{"n": "2"}"#,
+            r#"{"n": 1, "n": 2}"#,
+            r#"{"n": 1"#,
+            "[1,2]",
+        ] {
+            assert_eq!(show(process(&p, input)), show(by_value(input)), "{input}");
+        }
     }
 
     #[test]

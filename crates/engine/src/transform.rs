@@ -25,6 +25,7 @@ use jqval::{Num, Val, budget};
 use serde_json::{Map, Number};
 
 use crate::Value;
+use crate::doc::DocRef;
 
 mod direct;
 
@@ -198,10 +199,27 @@ impl Transform {
 
     /// Runs the program on `input` within `timeout`.
     pub fn run(&self, input: &Value, timeout: Duration) -> Result<Value, TransformError> {
+        self.run_input(Input::Value(input), timeout)
+    }
+
+    /// [`Transform::run`] on a document read as a [`Doc`](crate::Doc): the direct evaluator
+    /// reads it in place; jaq, when it runs, gets it as a [`Value`].
+    pub fn run_doc(
+        &self,
+        input: DocRef<'_, '_>,
+        timeout: Duration,
+    ) -> Result<Value, TransformError> {
+        self.run_input(Input::Doc(input), timeout)
+    }
+
+    fn run_input(&self, input: Input<'_>, timeout: Duration) -> Result<Value, TransformError> {
         let deadline = Instant::now() + timeout;
         if let Some(direct) = &self.direct {
             // A panic in the direct evaluator would be its bug: jaq answers instead.
-            let run = std::panic::catch_unwind(|| direct.run(input, deadline));
+            let run = std::panic::catch_unwind(|| match input {
+                Input::Value(value) => direct.run(value, deadline),
+                Input::Doc(doc) => direct.run_doc(doc, deadline),
+            });
             match run.unwrap_or(Err(direct::Stop::Fallback)) {
                 Ok(mut outputs) => match self.mode {
                     OutputMode::Collect => return Ok(Value::Array(outputs)),
@@ -213,6 +231,14 @@ impl Transform {
                 Err(direct::Stop::Fallback) => {}
             }
         }
+        let converted;
+        let input = match input {
+            Input::Value(value) => value,
+            Input::Doc(doc) => {
+                converted = doc.to_value();
+                &converted
+            }
+        };
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             budget::with_budget(deadline, || self.run_unbudgeted(input))
         }));
@@ -246,6 +272,13 @@ impl Transform {
                 .map(Value::Array),
         }
     }
+}
+
+/// A document to transform, as the caller read it.
+#[derive(Clone, Copy)]
+enum Input<'a> {
+    Value(&'a Value),
+    Doc(DocRef<'a, 'a>),
 }
 
 fn compile_filter(code: &str) -> Result<Filter, CompileError> {

@@ -41,6 +41,7 @@ use serde_json::{Map, Number};
 
 use super::{from_val, to_val};
 use crate::Value;
+use crate::doc::{DocRef, Kind};
 
 /// How deeply a program's terms may nest before it is left to jaq (the evaluator recurses on
 /// the program, never on the data).
@@ -164,14 +165,27 @@ impl Program {
 
     /// Runs the program on `input`; the outputs in jaq's order.
     pub(crate) fn run(&self, input: &Value, deadline: Instant) -> Result<Vec<Value>, Stop> {
+        self.run_on(V::Ref(input), deadline)
+    }
+
+    /// Runs the program on a document read as a [`Doc`](crate::Doc), reading it in place.
+    pub(crate) fn run_doc(
+        &self,
+        input: DocRef<'_, '_>,
+        deadline: Instant,
+    ) -> Result<Vec<Value>, Stop> {
+        self.run_on(V::Doc(input), deadline)
+    }
+
+    fn run_on<'a>(&'a self, input: V<'a>, deadline: Instant) -> Result<Vec<Value>, Stop> {
         let mut run = Run {
             vars: Vec::new(),
             steps: 0,
             deadline,
         };
         let mut out = Vec::with_capacity(1);
-        run.eval(&self.root, &Cow::Borrowed(input), &mut out)?;
-        Ok(out.into_iter().map(Cow::into_owned).collect())
+        run.eval(&self.root, &input, &mut out)?;
+        Ok(out.into_iter().map(V::into_value).collect())
     }
 }
 
@@ -412,7 +426,59 @@ fn literal_string(parts: &[StrPart<&str, Term<&str>>]) -> Option<String> {
     Some(s)
 }
 
-type V<'a> = Cow<'a, Value>;
+/// A value during a run: borrowed from the input (a `Value` or a `Doc`) or the program, or
+/// computed.
+#[derive(Debug, Clone)]
+enum V<'a> {
+    Ref(&'a Value),
+    Doc(DocRef<'a, 'a>),
+    Owned(Value),
+}
+
+impl V<'_> {
+    /// The value as a `Value`: borrowed, except a `Doc` node, which is converted.
+    fn value(&self) -> Cow<'_, Value> {
+        match self {
+            V::Ref(v) => Cow::Borrowed(v),
+            V::Owned(v) => Cow::Borrowed(v),
+            V::Doc(d) => Cow::Owned(d.to_value()),
+        }
+    }
+
+    fn into_value(self) -> Value {
+        match self {
+            V::Ref(v) => v.clone(),
+            V::Owned(v) => v,
+            V::Doc(d) => d.to_value(),
+        }
+    }
+
+    /// jq's truth: everything but `null` and `false`.
+    fn truthy(&self) -> bool {
+        match self {
+            V::Doc(d) => d.kind() != Kind::Null && d.as_bool() != Some(false),
+            V::Ref(v) => truthy(v),
+            V::Owned(v) => truthy(v),
+        }
+    }
+
+    fn kind(&self) -> Kind {
+        match self {
+            V::Doc(d) => d.kind(),
+            V::Ref(v) => kind_of(v),
+            V::Owned(v) => kind_of(v),
+        }
+    }
+
+    /// A number's text, if this is a number.
+    fn number_text(&self) -> Option<&str> {
+        match self {
+            V::Doc(d) => d.number_text(),
+            V::Ref(Value::Number(n)) | V::Owned(Value::Number(n)) => Some(n.as_str()),
+            _ => None,
+        }
+    }
+}
 
 struct Run<'a> {
     vars: Vec<(&'a str, V<'a>)>,
@@ -442,11 +508,11 @@ impl<'a> Run<'a> {
                 return Err(Stop::Fallback);
             }
             Node::Empty => {}
-            Node::Arr(f) => out.push(Cow::Owned(self.array(f.as_deref(), input)?)),
-            Node::Obj(fields) => out.push(Cow::Owned(self.object(fields, input)?)),
+            Node::Arr(f) => out.push(V::Owned(self.array(f.as_deref(), input)?)),
+            Node::Obj(fields) => out.push(V::Owned(self.object(fields, input)?)),
             Node::Neg(f) => {
                 for x in self.all(f, input)? {
-                    out.push(Cow::Owned(computed(-to_val(&x))?));
+                    out.push(V::Owned(computed(-to_val(&x.value()))?));
                 }
             }
             Node::Pipe(l, None, r) => {
@@ -469,7 +535,7 @@ impl<'a> Run<'a> {
             Node::Alt(l, r) => {
                 let before = out.len();
                 for y in self.all(l, input)? {
-                    if truthy(&y) {
+                    if y.truthy() {
                         out.push(y);
                     }
                 }
@@ -479,11 +545,11 @@ impl<'a> Run<'a> {
             }
             Node::Logic(l, stop, r) => {
                 for x in self.all(l, input)? {
-                    if truthy(&x) == *stop {
-                        out.push(Cow::Owned(Value::Bool(*stop)));
+                    if x.truthy() == *stop {
+                        out.push(V::Owned(Value::Bool(*stop)));
                     } else {
                         for y in self.all(r, input)? {
-                            out.push(Cow::Owned(Value::Bool(truthy(&y))));
+                            out.push(V::Owned(Value::Bool(y.truthy())));
                         }
                     }
                 }
@@ -494,7 +560,7 @@ impl<'a> Run<'a> {
                 let rs = self.all(r, input)?;
                 for x in &ls {
                     for y in &rs {
-                        out.push(Cow::Owned(arith(*op, x, y)?));
+                        out.push(V::Owned(arith(*op, x, y)?));
                     }
                 }
             }
@@ -503,14 +569,14 @@ impl<'a> Run<'a> {
                 let rs = self.all(r, input)?;
                 for x in &ls {
                     for y in &rs {
-                        let holds = op.run(&to_val(x), &to_val(y));
-                        out.push(Cow::Owned(Value::Bool(holds)));
+                        let holds = op.run(&to_val(&x.value()), &to_val(&y.value()));
+                        out.push(V::Owned(Value::Bool(holds)));
                     }
                 }
             }
             Node::If(cond, then, otherwise) => {
                 for c in self.all(cond, input)? {
-                    let branch = if truthy(&c) { then } else { otherwise };
+                    let branch = if c.truthy() { then } else { otherwise };
                     self.eval(branch, input, out)?;
                 }
             }
@@ -529,12 +595,12 @@ impl<'a> Run<'a> {
                 }
                 out.append(&mut current);
             }
-            Node::Builtin(b) => out.push(Cow::Owned(builtin(*b, input)?)),
+            Node::Builtin(b) => out.push(V::Owned(builtin(*b, &input.value())?)),
             Node::Builtin1(b, arg) => {
                 let arg = self.one(arg, input)?;
-                out.push(Cow::Owned(builtin1(*b, input, &arg)?));
+                out.push(V::Owned(builtin1(*b, &input.value(), &arg.value())?));
             }
-            Node::Interp(pieces) => out.push(Cow::Owned(self.interp(pieces, input)?)),
+            Node::Interp(pieces) => out.push(V::Owned(self.interp(pieces, input)?)),
         }
         Ok(())
     }
@@ -545,9 +611,7 @@ impl<'a> Run<'a> {
         if let Some(f) = f {
             self.eval(f, input, &mut items)?;
         }
-        Ok(Value::Array(
-            items.into_iter().map(Cow::into_owned).collect(),
-        ))
+        Ok(Value::Array(items.into_iter().map(V::into_value).collect()))
     }
 
     /// `{k: f, ...}`, each value the single output of its term.
@@ -555,7 +619,7 @@ impl<'a> Run<'a> {
         let mut map = Map::with_capacity(fields.len());
         for (key, f) in fields {
             let value = self.one(f, input)?;
-            map.insert(key.clone(), value.into_owned());
+            map.insert(key.clone(), value.into_value());
         }
         Ok(Value::Object(map))
     }
@@ -566,7 +630,7 @@ impl<'a> Run<'a> {
         for piece in pieces {
             match piece {
                 Piece::Text(text) => s.push_str(text),
-                Piece::Term(f) => match builtin(Builtin::ToString, &*self.one(f, input)?)? {
+                Piece::Term(f) => match builtin(Builtin::ToString, &self.one(f, input)?.value())? {
                     Value::String(text) => s.push_str(&text),
                     _ => return Err(Stop::Fallback),
                 },
@@ -584,19 +648,19 @@ impl<'a> Run<'a> {
         if let Some(single) = self.single(node, input) {
             return single;
         }
-        let owned = |v: Value| Some(Cow::Owned(v));
+        let owned = |v: Value| Some(V::Owned(v));
         Ok(match node {
             Node::Empty => None,
             Node::Arr(f) => owned(self.array(f.as_deref(), input)?),
             Node::Obj(fields) => owned(self.object(fields, input)?),
             Node::Interp(pieces) => owned(self.interp(pieces, input)?),
-            Node::Builtin(b) => owned(builtin(*b, input)?),
+            Node::Builtin(b) => owned(builtin(*b, &input.value())?),
             Node::Builtin1(b, arg) => {
                 let arg = self.one(arg, input)?;
-                owned(builtin1(*b, input, &arg)?)
+                owned(builtin1(*b, &input.value(), &arg.value())?)
             }
             Node::Neg(f) => match self.at_most_one(f, input)? {
-                Some(x) => owned(computed(-to_val(&x))?),
+                Some(x) => owned(computed(-to_val(&x.value()))?),
                 None => None,
             },
             Node::Pipe(l, None, r) => match self.at_most_one(l, input)? {
@@ -613,14 +677,14 @@ impl<'a> Run<'a> {
                 None => None,
             },
             Node::Alt(l, r) => match self.at_most_one(l, input)? {
-                Some(y) if truthy(&y) => Some(y),
+                Some(y) if y.truthy() => Some(y),
                 _ => self.at_most_one(r, input)?,
             },
             Node::Logic(l, stop, r) => match self.at_most_one(l, input)? {
                 None => None,
-                Some(x) if truthy(&x) == *stop => owned(Value::Bool(*stop)),
+                Some(x) if x.truthy() == *stop => owned(Value::Bool(*stop)),
                 Some(_) => match self.at_most_one(r, input)? {
-                    Some(y) => owned(Value::Bool(truthy(&y))),
+                    Some(y) => owned(Value::Bool(y.truthy())),
                     None => None,
                 },
             },
@@ -635,12 +699,14 @@ impl<'a> Run<'a> {
             Node::Cmp(l, op, r) => {
                 let (x, y) = (self.at_most_one(l, input)?, self.at_most_one(r, input)?);
                 match (x, y) {
-                    (Some(x), Some(y)) => owned(Value::Bool(op.run(&to_val(&x), &to_val(&y)))),
+                    (Some(x), Some(y)) => owned(Value::Bool(
+                        op.run(&to_val(&x.value()), &to_val(&y.value())),
+                    )),
                     _ => None,
                 }
             }
             Node::If(cond, then, otherwise) => match self.at_most_one(cond, input)? {
-                Some(c) => self.at_most_one(if truthy(&c) { then } else { otherwise }, input)?,
+                Some(c) => self.at_most_one(if c.truthy() { then } else { otherwise }, input)?,
                 None => None,
             },
             // A path whose head `single` does not answer.
@@ -669,7 +735,7 @@ impl<'a> Run<'a> {
     fn single(&mut self, node: &'a Node, input: &V<'a>) -> Option<Result<Option<V<'a>>, Stop>> {
         Some(Ok(Some(match node {
             Node::Id => input.clone(),
-            Node::Const(c) => Cow::Borrowed(c),
+            Node::Const(c) => V::Ref(c),
             Node::One(inner) => return Some(self.at_most_one(inner, input)),
             Node::Var(x) => match self.vars.iter().rev().find(|(name, _)| name == x) {
                 Some((_, v)) => v.clone(),
@@ -710,7 +776,7 @@ impl<'a> Run<'a> {
         }
         let mut out = self.all(node, input)?;
         match out.len() {
-            1 => Ok(out.pop().unwrap_or(Cow::Borrowed(&NULL))),
+            1 => Ok(out.pop().unwrap_or(V::Ref(&NULL))),
             _ => Err(Stop::Fallback),
         }
     }
@@ -719,22 +785,29 @@ impl<'a> Run<'a> {
 /// A key or index step applied to `v`; `None` if `v` cannot take it (or the step is `[]`).
 fn index<'a>(step: &Step, v: V<'a>) -> Option<V<'a>> {
     Some(match (step, v) {
-        (Step::Key(k), Cow::Borrowed(Value::Object(m))) => {
-            Cow::Borrowed(member(m, k).unwrap_or(&NULL))
+        (Step::Key(k), V::Ref(Value::Object(m))) => V::Ref(member(m, k).unwrap_or(&NULL)),
+        (Step::Key(k), V::Owned(Value::Object(m))) => {
+            V::Owned(member(&m, k).cloned().unwrap_or(Value::Null))
         }
-        (Step::Key(k), Cow::Owned(Value::Object(m))) => {
-            Cow::Owned(member(&m, k).cloned().unwrap_or(Value::Null))
+        (Step::Key(k), V::Doc(d)) if d.kind() == Kind::Object => {
+            d.get(k).map_or(V::Ref(&NULL), V::Doc)
         }
-        (Step::Index(i), Cow::Borrowed(Value::Array(a))) => {
-            Cow::Borrowed(position(*i, a.len()).map_or(&NULL, |i| &a[i]))
+        (Step::Index(i), V::Ref(Value::Array(a))) => {
+            V::Ref(position(*i, a.len()).map_or(&NULL, |i| &a[i]))
         }
-        (Step::Index(i), Cow::Owned(Value::Array(a))) => {
-            Cow::Owned(position(*i, a.len()).map_or(Value::Null, |i| a[i].clone()))
+        (Step::Index(i), V::Owned(Value::Array(a))) => {
+            V::Owned(position(*i, a.len()).map_or(Value::Null, |i| a[i].clone()))
+        }
+        (Step::Index(i), V::Doc(d)) if d.kind() == Kind::Array => {
+            match position(*i, d.count().unwrap_or(0)) {
+                Some(i) => V::Doc(d.elements().nth(i)?),
+                None => V::Ref(&NULL),
+            }
         }
         // jqval: indexing `null` with anything yields `null`, and so does looking a number up
         // in an object (whose keys are all strings).
-        (Step::Key(_) | Step::Index(_), v) if v.is_null() => Cow::Borrowed(&NULL),
-        (Step::Index(_), v) if v.is_object() => Cow::Borrowed(&NULL),
+        (Step::Key(_) | Step::Index(_), v) if v.kind() == Kind::Null => V::Ref(&NULL),
+        (Step::Index(_), v) if v.kind() == Kind::Object => V::Ref(&NULL),
         _ => return None,
     })
 }
@@ -773,11 +846,15 @@ fn apply<'a>(step: &Step, v: V<'a>, out: &mut Vec<V<'a>>) -> bool {
             Some(v) => out.push(v),
             None => return false,
         },
-        (Step::Iter, Cow::Borrowed(Value::Array(a))) => out.extend(a.iter().map(Cow::Borrowed)),
-        (Step::Iter, Cow::Borrowed(Value::Object(m))) => out.extend(m.values().map(Cow::Borrowed)),
-        (Step::Iter, Cow::Owned(Value::Array(a))) => out.extend(a.into_iter().map(Cow::Owned)),
-        (Step::Iter, Cow::Owned(Value::Object(m))) => {
-            out.extend(m.into_iter().map(|(_, v)| Cow::Owned(v)));
+        (Step::Iter, V::Ref(Value::Array(a))) => out.extend(a.iter().map(V::Ref)),
+        (Step::Iter, V::Ref(Value::Object(m))) => out.extend(m.values().map(V::Ref)),
+        (Step::Iter, V::Owned(Value::Array(a))) => out.extend(a.into_iter().map(V::Owned)),
+        (Step::Iter, V::Owned(Value::Object(m))) => {
+            out.extend(m.into_iter().map(|(_, v)| V::Owned(v)));
+        }
+        (Step::Iter, V::Doc(d)) if d.kind() == Kind::Array => out.extend(d.elements().map(V::Doc)),
+        (Step::Iter, V::Doc(d)) if d.kind() == Kind::Object => {
+            out.extend(d.members().map(|(_, v)| V::Doc(v)));
         }
         _ => return false,
     }
@@ -907,20 +984,31 @@ fn number_sum(input: &Value) -> Option<Value> {
 /// `x op y` as jaq computes it. Sums, differences and products of two numbers of up to 18
 /// digits (money amounts) are worked out on their text, which is what jqval gives for them
 /// (`Num::exact_text_op`) without converting either side to a `Val` and the result back.
-fn arith(op: Math, x: &Value, y: &Value) -> Result<Value, Stop> {
-    if let (Value::Number(a), Value::Number(b)) = (x, y)
-        && let Some(text) = jqval::Num::exact_text_op(op, a.as_str(), b.as_str())
+fn arith(op: Math, x: &V<'_>, y: &V<'_>) -> Result<Value, Stop> {
+    if let (Some(a), Some(b)) = (x.number_text(), y.number_text())
+        && let Some(text) = jqval::Num::exact_text_op(op, a, b)
     {
         // Digits and at most one point, so JSON number text: see `parse.rs` on why
         // `from_string_unchecked`.
         return Ok(Value::Number(Number::from_string_unchecked(text)));
     }
-    computed(op.run(to_val(x), to_val(y)))
+    computed(op.run(to_val(&x.value()), to_val(&y.value())))
 }
 
 /// A value jqval computed, as a document; any error is jaq's to report.
 fn computed(v: Result<Val, jaq_core::Error<Val>>) -> Result<Value, Stop> {
     v.ok().and_then(|v| from_val(&v).ok()).ok_or(Stop::Fallback)
+}
+
+fn kind_of(v: &Value) -> Kind {
+    match v {
+        Value::Null => Kind::Null,
+        Value::Bool(_) => Kind::Bool,
+        Value::Number(_) => Kind::Number,
+        Value::String(_) => Kind::String,
+        Value::Array(_) => Kind::Array,
+        Value::Object(_) => Kind::Object,
+    }
 }
 
 /// jq's truth: everything but `null` and `false`.
@@ -1059,9 +1147,22 @@ mod tests {
             .map_err(|e| e.to_string())
     }
 
+    /// The direct evaluator's answer for `doc`, which must be the same whether the document
+    /// is a `Value` or is read as a `Doc` (every differential test below checks both).
     fn direct(program: &str, doc: &Value) -> Option<Result<Vec<Value>, Stop>> {
         let deadline = Instant::now() + Duration::from_secs(10);
-        Program::compile(program).map(|p| p.run(doc, deadline))
+        let program = Program::compile(program)?;
+        let on_value = program.run(doc, deadline);
+        let source = text(doc);
+        let read = crate::Doc::parse(&source, &crate::Limits::default()).expect("Doc reads it");
+        let on_doc = program.run_doc(read.root(), deadline);
+        let texts = |r: &Result<Vec<Value>, Stop>| {
+            r.as_ref()
+                .map(|outputs| outputs.iter().map(text).collect::<Vec<_>>())
+                .map_err(|stop| format!("{stop:?}"))
+        };
+        assert_eq!(texts(&on_doc), texts(&on_value), "on {source}");
+        Some(on_value)
     }
 
     fn text(v: &Value) -> String {
