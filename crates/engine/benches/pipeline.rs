@@ -178,6 +178,15 @@ fn benches(c: &mut Criterion) {
                 .unwrap()
         })
     });
+    // The same run reading the trade as a `Doc`, as `Pipeline::process` does.
+    let doc = Doc::parse_bytes(w.bytes, &w.limits).expect("trade.json parses");
+    g.bench_function("transform_run_doc", |b| {
+        b.iter(|| {
+            w.transform
+                .run_doc(black_box(doc.root()), w.limits.transform_timeout)
+                .unwrap()
+        })
+    });
     // The same program with jaq evaluating it, as every run did before the direct evaluator:
     // the reference for `transform_run` (which takes the direct evaluator for this program).
     let jaq_only = w.transform.clone().jaq_only();
