@@ -36,17 +36,24 @@ pub struct Doc<'a> {
     nodes: Vec<Node<'a>>,
 }
 
-/// One node. An array's elements follow it in order; an object's members follow it as a key
-/// (a `String` node) and then the value. `end` is the index just past the container's last
-/// descendant, so a reader steps over a whole member without visiting it.
+/// One node. An array's elements follow it in order; an object's members follow it as a
+/// [`Node::Key`] and then the value. `end` is the index just past the container's last
+/// descendant, so a reader steps over a whole element without visiting it, and a key's `next`
+/// is where the following member's key is, so a lookup goes from key to key.
 #[derive(Debug, Clone, PartialEq)]
 enum Node<'a> {
     Null,
     Bool(bool),
-    /// The number exactly as written.
-    Number(&'a str),
+    /// The number exactly as written (owned when a transform computed it).
+    Number(Cow<'a, str>),
     /// Borrowed unless the string had escapes.
     String(Cow<'a, str>),
+    /// An object member's key (borrowed unless it had escapes); `next` is the index just past
+    /// the member's value.
+    Key {
+        text: Cow<'a, str>,
+        next: u32,
+    },
     Array {
         len: u32,
         end: u32,
@@ -122,6 +129,158 @@ impl<'a> Doc<'a> {
     }
 }
 
+/// Builds a [`Doc`] in document order: what a transform's output is made into, from values
+/// borrowed from its input or program, subtrees of an input [`Doc`], and computed values.
+/// Each container is opened, filled and closed; an object's members are a key, then a value.
+#[derive(Debug, Default)]
+pub(crate) struct Builder<'a> {
+    nodes: Vec<Node<'a>>,
+}
+
+/// A container [`Builder::open_array`] or [`Builder::open_object`] opened.
+#[derive(Debug)]
+#[must_use = "a container must be closed"]
+pub(crate) struct Opened(usize);
+
+/// An object's key [`Builder::key`] wrote, whose value comes next.
+#[derive(Debug)]
+#[must_use = "a key's member must be ended"]
+pub(crate) struct KeyAt(usize);
+
+impl<'a> Builder<'a> {
+    pub(crate) fn finish(self) -> Doc<'a> {
+        Doc { nodes: self.nodes }
+    }
+
+    pub(crate) fn null(&mut self) {
+        self.nodes.push(Node::Null);
+    }
+
+    pub(crate) fn bool(&mut self, value: bool) {
+        self.nodes.push(Node::Bool(value));
+    }
+
+    /// A number; `text` must be JSON number text.
+    pub(crate) fn number(&mut self, text: Cow<'a, str>) {
+        self.nodes.push(Node::Number(text));
+    }
+
+    pub(crate) fn string(&mut self, text: Cow<'a, str>) {
+        self.nodes.push(Node::String(text));
+    }
+
+    pub(crate) fn open_array(&mut self) -> Opened {
+        self.nodes.push(Node::Array { len: 0, end: 0 });
+        Opened(self.nodes.len() - 1)
+    }
+
+    pub(crate) fn open_object(&mut self) -> Opened {
+        self.nodes.push(Node::Object { len: 0, end: 0 });
+        Opened(self.nodes.len() - 1)
+    }
+
+    /// A member's key; its value is written next, then [`Builder::end_member`]. The caller
+    /// writes each key of an object once.
+    pub(crate) fn key(&mut self, text: Cow<'a, str>) -> KeyAt {
+        self.nodes.push(Node::Key { text, next: 0 });
+        KeyAt(self.nodes.len() - 1)
+    }
+
+    pub(crate) fn end_member(&mut self, key: KeyAt) {
+        let end = self.len_u32();
+        if let Node::Key { next, .. } = &mut self.nodes[key.0] {
+            *next = end;
+        }
+    }
+
+    /// Closes a container of `len` elements or members.
+    pub(crate) fn close(&mut self, opened: Opened, count: usize) {
+        let end = self.len_u32();
+        if let Node::Array { len, end: slot } | Node::Object { len, end: slot } =
+            &mut self.nodes[opened.0]
+        {
+            *len = u32::try_from(count).expect("a container's length fits its document");
+            *slot = end;
+        }
+    }
+
+    /// A copy of `value` and its descendants, sharing its borrowed text.
+    pub(crate) fn copy(&mut self, value: DocRef<'_, 'a>) {
+        let (from, to) = (value.index, end_of(&value.doc.nodes, value.index));
+        let shift = self.len_u32().wrapping_sub(from as u32);
+        self.nodes
+            .extend(value.doc.nodes[from..to].iter().map(|node| match node {
+                Node::Array { len, end } => Node::Array {
+                    len: *len,
+                    end: end.wrapping_add(shift),
+                },
+                Node::Object { len, end } => Node::Object {
+                    len: *len,
+                    end: end.wrapping_add(shift),
+                },
+                Node::Key { text, next } => Node::Key {
+                    text: text.clone(),
+                    next: next.wrapping_add(shift),
+                },
+                node => node.clone(),
+            }));
+    }
+
+    /// `value`, borrowing its text.
+    pub(crate) fn borrowed(&mut self, value: &'a Value) {
+        match value {
+            Value::Null => self.null(),
+            Value::Bool(b) => self.bool(*b),
+            Value::Number(n) => self.number(Cow::Borrowed(n.as_str())),
+            Value::String(s) => self.string(Cow::Borrowed(s)),
+            Value::Array(items) => {
+                let opened = self.open_array();
+                items.iter().for_each(|item| self.borrowed(item));
+                self.close(opened, items.len());
+            }
+            Value::Object(members) => {
+                let opened = self.open_object();
+                for (key, item) in members {
+                    let at = self.key(Cow::Borrowed(key));
+                    self.borrowed(item);
+                    self.end_member(at);
+                }
+                self.close(opened, members.len());
+            }
+        }
+    }
+
+    /// `value`, taking its strings.
+    pub(crate) fn owned(&mut self, value: Value) {
+        match value {
+            Value::Null => self.null(),
+            Value::Bool(b) => self.bool(b),
+            Value::Number(n) => self.number(Cow::Owned(n.as_str().to_owned())),
+            Value::String(s) => self.string(Cow::Owned(s)),
+            Value::Array(items) => {
+                let opened = self.open_array();
+                let len = items.len();
+                items.into_iter().for_each(|item| self.owned(item));
+                self.close(opened, len);
+            }
+            Value::Object(members) => {
+                let opened = self.open_object();
+                let len = members.len();
+                for (key, item) in members {
+                    let at = self.key(Cow::Owned(key));
+                    self.owned(item);
+                    self.end_member(at);
+                }
+                self.close(opened, len);
+            }
+        }
+    }
+
+    fn len_u32(&self) -> u32 {
+        u32::try_from(self.nodes.len()).expect("a document has fewer than 2^32 nodes")
+    }
+}
+
 /// The index just past the node at `index` and its descendants.
 fn end_of(nodes: &[Node<'_>], index: usize) -> usize {
     match nodes[index] {
@@ -130,12 +289,20 @@ fn end_of(nodes: &[Node<'_>], index: usize) -> usize {
     }
 }
 
-/// The text of the key node at `index`.
-fn key_at<'n>(nodes: &'n [Node<'_>], index: usize) -> &'n str {
+/// The text of the key node at `index`, and the index of the next member's key.
+fn key_at<'n>(nodes: &'n [Node<'_>], index: usize) -> (&'n str, usize) {
     match &nodes[index] {
-        Node::String(key) => key,
+        Node::Key { text, next } => (text, *next as usize),
         _ => unreachable!("an object member starts with its key"),
     }
+}
+
+/// Whether two keys are equal, comparing lengths and the first and last bytes before calling
+/// `memcmp`: keys of one object that have the same length mostly differ at one end, and the
+/// call costs more than the whole comparison of two keys that do.
+fn same_key(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.first() == b.first() && a.last() == b.last() && a == b
 }
 
 /// A node of a [`Doc`] and its descendants. `'d` is the document's borrow, `'a` the input's.
@@ -155,7 +322,7 @@ impl<'d, 'a> DocRef<'d, 'a> {
             Node::Null => Kind::Null,
             Node::Bool(_) => Kind::Bool,
             Node::Number(_) => Kind::Number,
-            Node::String(_) => Kind::String,
+            Node::String(_) | Node::Key { .. } => Kind::String,
             Node::Array { .. } => Kind::Array,
             Node::Object { .. } => Kind::Object,
         }
@@ -170,13 +337,13 @@ impl<'d, 'a> DocRef<'d, 'a> {
 
     pub fn as_str(&self) -> Option<&'d str> {
         match self.node() {
-            Node::String(text) => Some(text),
+            Node::String(text) | Node::Key { text, .. } => Some(text),
             _ => None,
         }
     }
 
     /// A number's literal text.
-    pub fn number_text(&self) -> Option<&'a str> {
+    pub fn number_text(&self) -> Option<&'d str> {
         match self.node() {
             Node::Number(text) => Some(text),
             _ => None,
@@ -217,10 +384,24 @@ impl<'d, 'a> DocRef<'d, 'a> {
         }
     }
 
-    /// The value of an object's member `key`.
+    /// The value of an object's member `key`: a walk from key to key.
     pub fn get(&self, key: &str) -> Option<DocRef<'d, 'a>> {
-        self.members()
-            .find_map(|(name, value)| (name == key).then_some(value))
+        let Node::Object { len, .. } = self.node() else {
+            return None;
+        };
+        let nodes = &self.doc.nodes;
+        let mut at = self.index + 1;
+        for _ in 0..*len {
+            let (name, next) = key_at(nodes, at);
+            if same_key(name, key) {
+                return Some(DocRef {
+                    doc: self.doc,
+                    index: at + 1,
+                });
+            }
+            at = next;
+        }
+        None
     }
 
     /// This node and its descendants as a [`Value`]. Numbers keep their text, members their
@@ -231,8 +412,8 @@ impl<'d, 'a> DocRef<'d, 'a> {
             Node::Bool(value) => Value::Bool(*value),
             // The text was checked against the JSON number grammar by the parser, which is
             // all `from_string_unchecked` asks (`parse.rs` builds its numbers the same way).
-            Node::Number(text) => Value::Number(Number::from_string_unchecked((*text).to_owned())),
-            Node::String(text) => Value::String(text.to_string()),
+            Node::Number(text) => Value::Number(Number::from_string_unchecked(text.to_string())),
+            Node::String(text) | Node::Key { text, .. } => Value::String(text.to_string()),
             Node::Array { len, .. } => {
                 let mut items = Vec::with_capacity(*len as usize);
                 items.extend(self.elements().map(|element| element.to_value()));
@@ -299,12 +480,12 @@ impl<'d, 'a> Iterator for Members<'d, 'a> {
             return None;
         }
         self.remaining -= 1;
-        let key = key_at(&self.doc.nodes, self.next);
+        let (key, next) = key_at(&self.doc.nodes, self.next);
         let value = DocRef {
             doc: self.doc,
             index: self.next + 1,
         };
-        self.next = end_of(&self.doc.nodes, self.next + 1);
+        self.next = next;
         Some((key, value))
     }
 
@@ -358,6 +539,8 @@ fn fingerprint(key: &str) -> u64 {
 struct Open<'a> {
     node: usize,
     len: u32,
+    /// An object's current key node, whose `next` is set once its value is read.
+    key_node: usize,
     /// Where an object's keys start in [`Parser::keys`].
     keys_from: usize,
     /// An object's keys once it has more than [`SCANNED_KEYS`] members.
@@ -390,6 +573,12 @@ impl<'a> Parser<'a> {
                 };
                 top.len = top.len.checked_add(1)?;
                 let object = matches!(self.nodes[top.node], Node::Object { .. });
+                if object {
+                    let end = u32::try_from(self.nodes.len()).ok()?;
+                    if let Node::Key { next, .. } = &mut self.nodes[top.key_node] {
+                        *next = end;
+                    }
+                }
                 self.skip_whitespace();
                 match (self.next_byte()?, object) {
                     (b',', true) => {
@@ -453,6 +642,7 @@ impl<'a> Parser<'a> {
         self.open.push(Open {
             node: self.nodes.len(),
             len: 0,
+            key_node: 0,
             keys_from: self.keys.len(),
             key_set: None,
         });
@@ -497,7 +687,8 @@ impl<'a> Parser<'a> {
             }
         }
         self.keys.push((print, key.clone()));
-        self.nodes.push(Node::String(key));
+        top.key_node = self.nodes.len();
+        self.nodes.push(Node::Key { text: key, next: 0 });
         self.skip_whitespace();
         (self.next_byte()? == b':').then_some(())
     }
@@ -516,7 +707,8 @@ impl<'a> Parser<'a> {
     fn number(&mut self) -> Option<()> {
         let start = self.pos;
         self.pos = number_literal_end(self.bytes, start)?;
-        self.nodes.push(Node::Number(&self.text[start..self.pos]));
+        self.nodes
+            .push(Node::Number(Cow::Borrowed(&self.text[start..self.pos])));
         Some(())
     }
 

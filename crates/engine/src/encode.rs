@@ -54,6 +54,7 @@ use rmp::encode::ByteBuf;
 use serde_json::Map;
 
 use crate::Value;
+use crate::doc::{DocRef, Kind};
 
 /// An output format for a [`Value`].
 #[derive(
@@ -477,6 +478,58 @@ const ESCAPE: [u8; 256] = {
     table[b'\\' as usize] = b'\\';
     table
 };
+
+/// [`encode`] for a document read as a [`Doc`]: JSON and NDJSON are written from it
+/// directly, byte for byte as from the same document as a [`Value`]; the other encodings
+/// take it as a `Value`.
+pub fn encode_doc(
+    doc: DocRef<'_, '_>,
+    encoding: Encoding,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    match encoding {
+        Encoding::Json => write_doc_json(doc, out),
+        Encoding::Ndjson => {
+            write_doc_json(doc, out);
+            out.push(b'\n');
+        }
+        _ => return encode(&doc.to_value(), encoding, out),
+    }
+    Ok(())
+}
+
+/// [`write_json`] for a [`Doc`].
+fn write_doc_json(doc: DocRef<'_, '_>, out: &mut Vec<u8>) {
+    match doc.kind() {
+        Kind::Null => out.extend_from_slice(b"null"),
+        Kind::Bool if doc.as_bool() == Some(true) => out.extend_from_slice(b"true"),
+        Kind::Bool => out.extend_from_slice(b"false"),
+        Kind::Number => out.extend_from_slice(doc.number_text().unwrap_or("null").as_bytes()),
+        Kind::String => write_json_string(doc.as_str().unwrap_or_default(), out),
+        Kind::Array => nested(|| {
+            out.push(b'[');
+            for (i, item) in doc.elements().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_doc_json(item, out);
+            }
+            out.push(b']');
+        }),
+        Kind::Object => nested(|| {
+            out.push(b'{');
+            for (i, (key, item)) in doc.members().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json_string(key, out);
+                out.push(b':');
+                write_doc_json(item, out);
+            }
+            out.push(b'}');
+        }),
+    }
+}
 
 fn write_json_string(s: &str, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";

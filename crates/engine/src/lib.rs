@@ -15,14 +15,14 @@ pub mod transform;
 pub mod validate;
 
 pub use doc::{Doc, DocRef};
-pub use encode::{EncodeError, Encoding, UnknownEncoding, encode};
+pub use encode::{EncodeError, Encoding, UnknownEncoding, encode, encode_doc};
 pub use limits::Limits;
 pub use parse::{ParseError, parse_document};
 pub use pipeline::{
     Outcome, Part, Pipeline, PipelineError, PipelineOptions, PipelineSpec, Rejection, Resolved,
     SpecError, Stage,
 };
-pub use transform::{CompileError, OutputMode, Transform, TransformError};
+pub use transform::{CompileError, Output, OutputMode, Transform, TransformError};
 pub use validate::{Draft, Finding, Schema, SchemaError, SchemaOptions, UnknownDraft};
 
 /// The document model shared by every stage: `serde_json::Value` built with

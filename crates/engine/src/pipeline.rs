@@ -27,9 +27,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::doc::{Doc, DocRef};
-use crate::encode::{EncodeError, Encoding, encode};
+use crate::encode::{EncodeError, Encoding, encode, encode_doc};
 use crate::parse::{ParseError, parse_document};
-use crate::transform::{CompileError, OutputMode, Transform, TransformError};
+use crate::transform::{CompileError, Output, OutputMode, Transform, TransformError};
 use crate::validate::{Draft, Finding, Schema, SchemaError, SchemaOptions};
 use crate::{Limits, Value};
 
@@ -400,23 +400,48 @@ impl Pipeline {
         self.finish(out)
     }
 
-    /// [`Pipeline::run_until`] for a document read as a [`Doc`], for a pipeline whose
-    /// transform runs directly: input validation and the transform read it in place.
-    fn run_doc_until(
+    /// [`Pipeline::process_until`] for a document read as a [`Doc`], for a pipeline without a
+    /// transform or whose transform runs directly: validation, the transform and the encoder
+    /// read the document in place, and the transform's result is a `Doc` too (or a `Value`
+    /// when jaq answered).
+    fn process_doc(
         &self,
-        transform: &Transform,
         doc: DocRef<'_, '_>,
+        encoding: Encoding,
         deadline: Option<Instant>,
-    ) -> Result<Outcome<Value>, PipelineError> {
-        if let Some(schema) = &self.input
-            && !schema.is_valid_doc(doc)
-        {
-            return Ok(Outcome::Rejected(Rejection {
-                stage: Stage::Input,
-                findings: schema.validate_doc(doc),
-            }));
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome<()>, PipelineError> {
+        if let Some(rejection) = check_doc(self.input.as_ref(), doc, Stage::Input) {
+            return Ok(Outcome::Rejected(rejection));
         }
-        self.finish(transform.run_doc(doc, self.timeout(deadline))?)
+        let result = match &self.transform {
+            Some(t) => t.run_to_doc(doc, self.timeout(deadline))?,
+            None => return self.accept_doc(doc, encoding, out),
+        };
+        match result {
+            Output::Doc(result) => self.accept_doc(result.root(), encoding, out),
+            Output::Value(value) => match self.finish(value)? {
+                Outcome::Accepted(value) => {
+                    encode(&value, encoding, out)?;
+                    Ok(Outcome::Accepted(()))
+                }
+                Outcome::Rejected(r) => Ok(Outcome::Rejected(r)),
+            },
+        }
+    }
+
+    /// Validates a result read as a [`Doc`] and encodes it.
+    fn accept_doc(
+        &self,
+        result: DocRef<'_, '_>,
+        encoding: Encoding,
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome<()>, PipelineError> {
+        if let Some(rejection) = check_doc(self.output.as_ref(), result, Stage::Output) {
+            return Ok(Outcome::Rejected(rejection));
+        }
+        encode_doc(result, encoding, out)?;
+        Ok(Outcome::Accepted(()))
     }
 
     /// The transform's budget: the pipeline's timeout, or less when the caller's deadline is
@@ -458,22 +483,37 @@ impl Pipeline {
         deadline: Option<Instant>,
         out: &mut Vec<u8>,
     ) -> Result<Outcome<()>, PipelineError> {
-        // A transform the direct evaluator runs reads the document in place, as a `Doc`
-        // (what `Doc` declines is read as a `Value`: refused documents, for the exact error,
-        // and repeated keys). jaq needs a `Value` anyway.
-        let direct = self.transform.as_ref().filter(|t| t.is_direct());
-        let outcome = match direct.and_then(|t| Some((t, Doc::parse_bytes(bytes, &self.limits)?))) {
-            Some((transform, doc)) => self.run_doc_until(transform, doc.root(), deadline)?,
-            None => self.run_until(&parse_document(bytes, &self.limits)?, deadline)?,
-        };
-        match outcome {
+        // Without a transform, or with one the direct evaluator runs, the document is read in
+        // place, as a `Doc` (what `Doc` declines is read as a `Value`: refused documents, for
+        // the exact error, and repeated keys). jaq needs a `Value` anyway.
+        let encoding = encoding.unwrap_or(self.encoding);
+        let in_place = self.transform.as_ref().is_none_or(Transform::is_direct);
+        if let Some(doc) = in_place
+            .then(|| Doc::parse_bytes(bytes, &self.limits))
+            .flatten()
+        {
+            return self.process_doc(doc.root(), encoding, deadline, out);
+        }
+        match self.run_until(&parse_document(bytes, &self.limits)?, deadline)? {
             Outcome::Accepted(v) => {
-                encode(&v, encoding.unwrap_or(self.encoding), out)?;
+                encode(&v, encoding, out)?;
                 Ok(Outcome::Accepted(()))
             }
             Outcome::Rejected(r) => Ok(Outcome::Rejected(r)),
         }
     }
+}
+
+/// [`check`] for a document read as a [`Doc`].
+fn check_doc(schema: Option<&Schema>, doc: DocRef<'_, '_>, stage: Stage) -> Option<Rejection> {
+    let schema = schema?;
+    if schema.is_valid_doc(doc) {
+        return None;
+    }
+    Some(Rejection {
+        stage,
+        findings: schema.validate_doc(doc),
+    })
 }
 
 fn check(schema: Option<&Schema>, doc: &Value, stage: Stage) -> Option<Rejection> {
@@ -532,41 +572,57 @@ mod tests {
 
     #[test]
     fn documents_read_as_doc_come_out_as_documents_read_as_values_do() {
-        // `double.jq` runs directly, so `process` reads through `Doc`; `run` on a parsed
-        // `Value` is the other road. Both must give the same bytes, rejections and errors.
-        let s = spec(
+        // These pipelines have no transform or one that runs directly, so `process` reads
+        // through `Doc` and its result is a `Doc`; `run` on a parsed `Value` is the other road.
+        // Both must give the same bytes in every encoding, and the same rejections and errors.
+        for spec_text in [
             r#"{"input_schema":"positive","transform":"double.jq","output_schema":"positive"}"#,
-        )
-        .unwrap();
-        let p = Pipeline::compile(&s).unwrap();
-        assert!(p.transform.as_ref().is_some_and(Transform::is_direct));
-        let by_value = |input: &str| -> Result<Outcome<String>, PipelineError> {
-            let doc = parse_document(input.as_bytes(), p.limits())?;
-            Ok(match p.run(&doc)? {
-                Outcome::Accepted(v) => {
-                    let mut out = Vec::new();
-                    encode(&v, p.encoding(), &mut out)?;
-                    Outcome::Accepted(String::from_utf8(out).unwrap())
-                }
-                Outcome::Rejected(r) => Outcome::Rejected(r),
-            })
-        };
-        let show = |r: Result<Outcome<String>, PipelineError>| match r {
-            Ok(Outcome::Accepted(text)) => format!("accepted {text}"),
-            Ok(Outcome::Rejected(r)) => format!("rejected {r:?}"),
-            Err(e) => format!("error {}: {e}", e.code()),
-        };
-        for input in [
-            r#"{"n": 2.50, "other": [1, {"x": "\u00e9"}]}"#,
-            r#"{"n": 9007199254740993}"#,
-            r#"{"n": -1}"#,
-            r#"{"m": 1}"#,
-            r#"{"n": "2"}"#,
-            r#"{"n": 1, "n": 2}"#,
-            r#"{"n": 1"#,
-            "[1,2]",
+            r#"{"input_schema":"positive","output_schema":"positive"}"#,
+            r#"{"transform":{"code":"{all: ., n: .n, more: [.other[]?, {k: .n}], s: \"\\u00e9\\n\"}"},"output_schema":"positive"}"#,
+            r#"{"transform":{"code":".n, .n, {n: .n}"},"options":{"output_mode":"collect"}}"#,
         ] {
-            assert_eq!(show(process(&p, input)), show(by_value(input)), "{input}");
+            let p = Pipeline::compile(&spec(spec_text).unwrap()).unwrap();
+            assert!(p.transform.as_ref().is_none_or(Transform::is_direct));
+            for encoding in Encoding::ALL {
+                let by_doc = |input: &str| -> Result<Outcome<Vec<u8>>, PipelineError> {
+                    let mut out = Vec::new();
+                    Ok(
+                        match p.process(input.as_bytes(), Some(encoding), &mut out)? {
+                            Outcome::Accepted(()) => Outcome::Accepted(out),
+                            Outcome::Rejected(r) => Outcome::Rejected(r),
+                        },
+                    )
+                };
+                let by_value = |input: &str| -> Result<Outcome<Vec<u8>>, PipelineError> {
+                    let doc = parse_document(input.as_bytes(), p.limits())?;
+                    Ok(match p.run(&doc)? {
+                        Outcome::Accepted(v) => {
+                            let mut out = Vec::new();
+                            encode(&v, encoding, &mut out)?;
+                            Outcome::Accepted(out)
+                        }
+                        Outcome::Rejected(r) => Outcome::Rejected(r),
+                    })
+                };
+                let show = |r: Result<Outcome<Vec<u8>>, PipelineError>| match r {
+                    Ok(Outcome::Accepted(bytes)) => format!("accepted {bytes:?}"),
+                    Ok(Outcome::Rejected(r)) => format!("rejected {r:?}"),
+                    Err(e) => format!("error {}: {e}", e.code()),
+                };
+                for input in [
+                    r#"{"n": 2.50, "other": [1, {"x": "\u00e9\"\t"}], "e": 1E+2}"#,
+                    r#"{"n": 9007199254740993}"#,
+                    r#"{"n": -1}"#,
+                    r#"{"m": 1}"#,
+                    r#"{"n": "2"}"#,
+                    r#"{"n": 1, "n": 2}"#,
+                    r#"{"n": 1"#,
+                    "[1,2]",
+                ] {
+                    let (doc, value) = (show(by_doc(input)), show(by_value(input)));
+                    assert_eq!(doc, value, "{spec_text} {encoding:?} {input}");
+                }
+            }
         }
     }
 

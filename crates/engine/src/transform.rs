@@ -25,7 +25,7 @@ use jqval::{Num, Val, budget};
 use serde_json::{Map, Number};
 
 use crate::Value;
-use crate::doc::DocRef;
+use crate::doc::{Doc, DocRef};
 
 mod direct;
 
@@ -212,25 +212,66 @@ impl Transform {
         self.run_input(Input::Doc(input), timeout)
     }
 
+    /// [`Transform::run_doc`] with the result as a [`Doc`] when the direct evaluator answers:
+    /// the result then borrows from `input` and from the program, and no [`Value`] is built.
+    pub fn run_to_doc<'a>(
+        &'a self,
+        input: DocRef<'a, 'a>,
+        timeout: Duration,
+    ) -> Result<Output<'a>, TransformError> {
+        let deadline = Instant::now() + timeout;
+        let collect = self.mode == OutputMode::Collect;
+        match self.run_direct(Input::Doc(input), deadline, timeout) {
+            Some(outputs) => outputs.map(|o| Output::Doc(o.into_doc(collect))),
+            None => self
+                .run_jaq(Input::Doc(input), deadline, timeout)
+                .map(Output::Value),
+        }
+    }
+
     fn run_input(&self, input: Input<'_>, timeout: Duration) -> Result<Value, TransformError> {
         let deadline = Instant::now() + timeout;
-        if let Some(direct) = &self.direct {
-            // A panic in the direct evaluator would be its bug: jaq answers instead.
-            let run = std::panic::catch_unwind(|| match input {
-                Input::Value(value) => direct.run(value, deadline),
-                Input::Doc(doc) => direct.run_doc(doc, deadline),
-            });
-            match run.unwrap_or(Err(direct::Stop::Fallback)) {
-                Ok(mut outputs) => match self.mode {
-                    OutputMode::Collect => return Ok(Value::Array(outputs)),
-                    OutputMode::One if outputs.len() == 1 => return Ok(outputs.swap_remove(0)),
-                    // The count error is jaq's to report.
-                    OutputMode::One => {}
-                },
-                Err(direct::Stop::Timeout) => return Err(TransformError::Timeout(timeout)),
-                Err(direct::Stop::Fallback) => {}
-            }
+        match self.run_direct(input, deadline, timeout) {
+            Some(outputs) => outputs.map(|o| {
+                let mut values = o.into_values();
+                match self.mode {
+                    OutputMode::Collect => Value::Array(values),
+                    OutputMode::One => values.swap_remove(0),
+                }
+            }),
+            None => self.run_jaq(input, deadline, timeout),
         }
+    }
+
+    /// The direct evaluator's run, when it answers: outputs that meet the output rule, or a
+    /// timeout. `None` leaves the run to jaq.
+    fn run_direct<'a>(
+        &'a self,
+        input: Input<'a>,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Option<Result<direct::Outputs<'a>, TransformError>> {
+        let direct = self.direct.as_ref()?;
+        // A panic in the direct evaluator would be its bug: jaq answers instead.
+        let run = std::panic::catch_unwind(|| match input {
+            Input::Value(value) => direct.run(value, deadline),
+            Input::Doc(doc) => direct.run_doc(doc, deadline),
+        });
+        match run.unwrap_or(Err(direct::Stop::Fallback)) {
+            // The count error is jaq's to report.
+            Ok(outputs) if self.mode == OutputMode::One && outputs.len() != 1 => None,
+            Ok(outputs) => Some(Ok(outputs)),
+            Err(direct::Stop::Timeout) => Some(Err(TransformError::Timeout(timeout))),
+            Err(direct::Stop::Fallback) => None,
+        }
+    }
+
+    fn run_jaq(
+        &self,
+        input: Input<'_>,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<Value, TransformError> {
         let converted;
         let input = match input {
             Input::Value(value) => value,
@@ -272,6 +313,14 @@ impl Transform {
                 .map(Value::Array),
         }
     }
+}
+
+/// What [`Transform::run_to_doc`] made: a document when the direct evaluator ran, a
+/// [`Value`] when jaq did.
+#[derive(Debug)]
+pub enum Output<'a> {
+    Doc(Doc<'a>),
+    Value(Value),
 }
 
 /// A document to transform, as the caller read it.

@@ -41,7 +41,7 @@ use serde_json::{Map, Number};
 
 use super::{from_val, to_val};
 use crate::Value;
-use crate::doc::{DocRef, Kind};
+use crate::doc::{Builder, Doc, DocRef, Kind};
 
 /// How deeply a program's terms may nest before it is left to jaq (the evaluator recurses on
 /// the program, never on the data).
@@ -75,7 +75,7 @@ enum Node {
     Const(Value),
     /// `[f]`, or `[]` when `None`.
     Arr(Option<Box<Node>>),
-    /// `{k: f, ...}` with constant keys; each value must yield exactly one output.
+    /// `{k: f, ...}` with constant keys, each once; each value must yield exactly one output.
     Obj(Vec<(String, Node)>),
     /// `-f`
     Neg(Box<Node>),
@@ -164,20 +164,24 @@ impl Program {
     }
 
     /// Runs the program on `input`; the outputs in jaq's order.
-    pub(crate) fn run(&self, input: &Value, deadline: Instant) -> Result<Vec<Value>, Stop> {
+    pub(crate) fn run<'a>(
+        &'a self,
+        input: &'a Value,
+        deadline: Instant,
+    ) -> Result<Outputs<'a>, Stop> {
         self.run_on(V::Ref(input), deadline)
     }
 
-    /// Runs the program on a document read as a [`Doc`](crate::Doc), reading it in place.
-    pub(crate) fn run_doc(
-        &self,
-        input: DocRef<'_, '_>,
+    /// Runs the program on a document read as a [`Doc`], reading it in place.
+    pub(crate) fn run_doc<'a>(
+        &'a self,
+        input: DocRef<'a, 'a>,
         deadline: Instant,
-    ) -> Result<Vec<Value>, Stop> {
+    ) -> Result<Outputs<'a>, Stop> {
         self.run_on(V::Doc(input), deadline)
     }
 
-    fn run_on<'a>(&'a self, input: V<'a>, deadline: Instant) -> Result<Vec<Value>, Stop> {
+    fn run_on<'a>(&'a self, input: V<'a>, deadline: Instant) -> Result<Outputs<'a>, Stop> {
         let mut run = Run {
             vars: Vec::new(),
             steps: 0,
@@ -185,7 +189,36 @@ impl Program {
         };
         let mut out = Vec::with_capacity(1);
         run.eval(&self.root, &input, &mut out)?;
-        Ok(out.into_iter().map(V::into_value).collect())
+        Ok(Outputs(out))
+    }
+}
+
+/// A run's outputs, in jaq's order, still borrowing from the input and the program.
+#[derive(Debug)]
+pub(crate) struct Outputs<'a>(Vec<V<'a>>);
+
+impl<'a> Outputs<'a> {
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub(crate) fn into_values(self) -> Vec<Value> {
+        self.0.into_iter().map(V::into_value).collect()
+    }
+
+    /// The outputs as one document: the first alone, or all of them as an array when
+    /// `collect` (no [`Value`] is built: text is borrowed or moved, never copied).
+    pub(crate) fn into_doc(mut self, collect: bool) -> Doc<'a> {
+        let mut builder = Builder::default();
+        if collect {
+            let opened = builder.open_array();
+            let len = self.0.len();
+            self.0.into_iter().for_each(|v| v.build(&mut builder));
+            builder.close(opened, len);
+        } else if !self.0.is_empty() {
+            self.0.swap_remove(0).build(&mut builder);
+        }
+        builder.finish()
     }
 }
 
@@ -236,6 +269,11 @@ fn node(t: &Term<&str>, scope: &mut Vec<String>, depth: usize) -> Option<Node> {
                     }
                     _ => return None,
                 };
+                // A repeated key keeps its first place and its last value: left to jaq, so
+                // that a built object (`V::Obj`) has each key once.
+                if fields.iter().any(|(k, _)| *k == field.0) {
+                    return None;
+                }
                 fields.push(field);
             }
             Node::Obj(fields)
@@ -427,29 +465,82 @@ fn literal_string(parts: &[StrPart<&str, Term<&str>>]) -> Option<String> {
 }
 
 /// A value during a run: borrowed from the input (a `Value` or a `Doc`) or the program, or
-/// computed.
+/// computed. Arrays and objects the program builds hold their parts as they are (an object's
+/// keys are the program's), so nothing is copied or hashed until a builtin needs a `Value` or
+/// the run's outputs are made into a document.
+///
+/// A `V` is moved through every step of a run, so its size matters: a computed `Value` is
+/// boxed (a `Value` is 72 bytes, a `V` 32).
 #[derive(Debug, Clone)]
 enum V<'a> {
     Ref(&'a Value),
     Doc(DocRef<'a, 'a>),
-    Owned(Value),
+    Owned(Box<Value>),
+    Bool(bool),
+    /// A number computed on its text (JSON number text).
+    Num(String),
+    /// `[...]`
+    Arr(Vec<V<'a>>),
+    /// `{...}`, each key once (the compiler leaves objects that repeat a key to jaq).
+    Obj(Vec<(&'a str, V<'a>)>),
 }
 
-impl V<'_> {
-    /// The value as a `Value`: borrowed, except a `Doc` node, which is converted.
+impl<'a> V<'a> {
+    fn owned(v: Value) -> Self {
+        V::Owned(Box::new(v))
+    }
+
+    /// The value as a `Value`: borrowed where it is one, else converted.
     fn value(&self) -> Cow<'_, Value> {
         match self {
             V::Ref(v) => Cow::Borrowed(v),
             V::Owned(v) => Cow::Borrowed(v),
-            V::Doc(d) => Cow::Owned(d.to_value()),
+            _ => Cow::Owned(self.clone().into_value()),
         }
     }
 
     fn into_value(self) -> Value {
         match self {
             V::Ref(v) => v.clone(),
-            V::Owned(v) => v,
+            V::Owned(v) => *v,
+            V::Bool(b) => Value::Bool(b),
             V::Doc(d) => d.to_value(),
+            V::Num(text) => Value::Number(Number::from_string_unchecked(text)),
+            V::Arr(items) => Value::Array(items.into_iter().map(V::into_value).collect()),
+            V::Obj(members) => {
+                let mut map = Map::with_capacity(members.len());
+                for (key, value) in members {
+                    map.insert(key.to_owned(), value.into_value());
+                }
+                Value::Object(map)
+            }
+        }
+    }
+
+    /// Writes the value into a document being built.
+    fn build(self, builder: &mut Builder<'a>) {
+        match self {
+            V::Ref(v) => builder.borrowed(v),
+            V::Doc(d) => builder.copy(d),
+            V::Owned(v) => builder.owned(*v),
+            V::Bool(b) => builder.bool(b),
+            V::Num(text) => builder.number(Cow::Owned(text)),
+            V::Arr(items) => {
+                let opened = builder.open_array();
+                let len = items.len();
+                items.into_iter().for_each(|item| item.build(builder));
+                builder.close(opened, len);
+            }
+            V::Obj(members) => {
+                let opened = builder.open_object();
+                let len = members.len();
+                for (key, value) in members {
+                    let at = builder.key(Cow::Borrowed(key));
+                    value.build(builder);
+                    builder.end_member(at);
+                }
+                builder.close(opened, len);
+            }
         }
     }
 
@@ -459,6 +550,8 @@ impl V<'_> {
             V::Doc(d) => d.kind() != Kind::Null && d.as_bool() != Some(false),
             V::Ref(v) => truthy(v),
             V::Owned(v) => truthy(v),
+            V::Bool(b) => *b,
+            V::Num(_) | V::Arr(_) | V::Obj(_) => true,
         }
     }
 
@@ -467,6 +560,10 @@ impl V<'_> {
             V::Doc(d) => d.kind(),
             V::Ref(v) => kind_of(v),
             V::Owned(v) => kind_of(v),
+            V::Bool(_) => Kind::Bool,
+            V::Num(_) => Kind::Number,
+            V::Arr(_) => Kind::Array,
+            V::Obj(_) => Kind::Object,
         }
     }
 
@@ -474,7 +571,9 @@ impl V<'_> {
     fn number_text(&self) -> Option<&str> {
         match self {
             V::Doc(d) => d.number_text(),
-            V::Ref(Value::Number(n)) | V::Owned(Value::Number(n)) => Some(n.as_str()),
+            V::Ref(Value::Number(n)) => Some(n.as_str()),
+            V::Owned(v) => v.as_number().map(Number::as_str),
+            V::Num(text) => Some(text),
             _ => None,
         }
     }
@@ -508,11 +607,11 @@ impl<'a> Run<'a> {
                 return Err(Stop::Fallback);
             }
             Node::Empty => {}
-            Node::Arr(f) => out.push(V::Owned(self.array(f.as_deref(), input)?)),
-            Node::Obj(fields) => out.push(V::Owned(self.object(fields, input)?)),
+            Node::Arr(f) => out.push(self.array(f.as_deref(), input)?),
+            Node::Obj(fields) => out.push(self.object(fields, input)?),
             Node::Neg(f) => {
                 for x in self.all(f, input)? {
-                    out.push(V::Owned(computed(-to_val(&x.value()))?));
+                    out.push(V::owned(computed(-to_val(&x.value()))?));
                 }
             }
             Node::Pipe(l, None, r) => {
@@ -546,10 +645,10 @@ impl<'a> Run<'a> {
             Node::Logic(l, stop, r) => {
                 for x in self.all(l, input)? {
                     if x.truthy() == *stop {
-                        out.push(V::Owned(Value::Bool(*stop)));
+                        out.push(V::Bool(*stop));
                     } else {
                         for y in self.all(r, input)? {
-                            out.push(V::Owned(Value::Bool(y.truthy())));
+                            out.push(V::Bool(y.truthy()));
                         }
                     }
                 }
@@ -560,7 +659,7 @@ impl<'a> Run<'a> {
                 let rs = self.all(r, input)?;
                 for x in &ls {
                     for y in &rs {
-                        out.push(V::Owned(arith(*op, x, y)?));
+                        out.push(arith(*op, x, y)?);
                     }
                 }
             }
@@ -570,7 +669,7 @@ impl<'a> Run<'a> {
                 for x in &ls {
                     for y in &rs {
                         let holds = op.run(&to_val(&x.value()), &to_val(&y.value()));
-                        out.push(V::Owned(Value::Bool(holds)));
+                        out.push(V::Bool(holds));
                     }
                 }
             }
@@ -595,33 +694,32 @@ impl<'a> Run<'a> {
                 }
                 out.append(&mut current);
             }
-            Node::Builtin(b) => out.push(V::Owned(builtin(*b, &input.value())?)),
+            Node::Builtin(b) => out.push(builtin_on(*b, input)?),
             Node::Builtin1(b, arg) => {
                 let arg = self.one(arg, input)?;
-                out.push(V::Owned(builtin1(*b, &input.value(), &arg.value())?));
+                out.push(V::owned(builtin1(*b, &input.value(), &arg.value())?));
             }
-            Node::Interp(pieces) => out.push(V::Owned(self.interp(pieces, input)?)),
+            Node::Interp(pieces) => out.push(V::owned(self.interp(pieces, input)?)),
         }
         Ok(())
     }
 
     /// `[f]`, or `[]` when `f` is `None`.
-    fn array(&mut self, f: Option<&'a Node>, input: &V<'a>) -> Result<Value, Stop> {
+    fn array(&mut self, f: Option<&'a Node>, input: &V<'a>) -> Result<V<'a>, Stop> {
         let mut items = Vec::new();
         if let Some(f) = f {
             self.eval(f, input, &mut items)?;
         }
-        Ok(Value::Array(items.into_iter().map(V::into_value).collect()))
+        Ok(V::Arr(items))
     }
 
     /// `{k: f, ...}`, each value the single output of its term.
-    fn object(&mut self, fields: &'a [(String, Node)], input: &V<'a>) -> Result<Value, Stop> {
-        let mut map = Map::with_capacity(fields.len());
+    fn object(&mut self, fields: &'a [(String, Node)], input: &V<'a>) -> Result<V<'a>, Stop> {
+        let mut members = Vec::with_capacity(fields.len());
         for (key, f) in fields {
-            let value = self.one(f, input)?;
-            map.insert(key.clone(), value.into_value());
+            members.push((key.as_str(), self.one(f, input)?));
         }
-        Ok(Value::Object(map))
+        Ok(V::Obj(members))
     }
 
     /// `"a\(f)b"`, each term's single output written by `tostring`.
@@ -648,13 +746,13 @@ impl<'a> Run<'a> {
         if let Some(single) = self.single(node, input) {
             return single;
         }
-        let owned = |v: Value| Some(V::Owned(v));
+        let owned = |v: Value| Some(V::owned(v));
         Ok(match node {
             Node::Empty => None,
-            Node::Arr(f) => owned(self.array(f.as_deref(), input)?),
-            Node::Obj(fields) => owned(self.object(fields, input)?),
+            Node::Arr(f) => Some(self.array(f.as_deref(), input)?),
+            Node::Obj(fields) => Some(self.object(fields, input)?),
             Node::Interp(pieces) => owned(self.interp(pieces, input)?),
-            Node::Builtin(b) => owned(builtin(*b, &input.value())?),
+            Node::Builtin(b) => Some(builtin_on(*b, input)?),
             Node::Builtin1(b, arg) => {
                 let arg = self.one(arg, input)?;
                 owned(builtin1(*b, &input.value(), &arg.value())?)
@@ -682,26 +780,23 @@ impl<'a> Run<'a> {
             },
             Node::Logic(l, stop, r) => match self.at_most_one(l, input)? {
                 None => None,
-                Some(x) if x.truthy() == *stop => owned(Value::Bool(*stop)),
-                Some(_) => match self.at_most_one(r, input)? {
-                    Some(y) => owned(Value::Bool(y.truthy())),
-                    None => None,
-                },
+                Some(x) if x.truthy() == *stop => Some(V::Bool(*stop)),
+                Some(_) => self.at_most_one(r, input)?.map(|y| V::Bool(y.truthy())),
             },
             // Both sides are evaluated before either is used, as in `eval`.
             Node::Math(l, op, r) => {
                 let (x, y) = (self.at_most_one(l, input)?, self.at_most_one(r, input)?);
                 match (x, y) {
-                    (Some(x), Some(y)) => owned(arith(*op, &x, &y)?),
+                    (Some(x), Some(y)) => Some(arith(*op, &x, &y)?),
                     _ => None,
                 }
             }
             Node::Cmp(l, op, r) => {
                 let (x, y) = (self.at_most_one(l, input)?, self.at_most_one(r, input)?);
                 match (x, y) {
-                    (Some(x), Some(y)) => owned(Value::Bool(
-                        op.run(&to_val(&x.value()), &to_val(&y.value())),
-                    )),
+                    (Some(x), Some(y)) => {
+                        Some(V::Bool(op.run(&to_val(&x.value()), &to_val(&y.value()))))
+                    }
                     _ => None,
                 }
             }
@@ -786,18 +881,36 @@ impl<'a> Run<'a> {
 fn index<'a>(step: &Step, v: V<'a>) -> Option<V<'a>> {
     Some(match (step, v) {
         (Step::Key(k), V::Ref(Value::Object(m))) => V::Ref(member(m, k).unwrap_or(&NULL)),
-        (Step::Key(k), V::Owned(Value::Object(m))) => {
-            V::Owned(member(&m, k).cloned().unwrap_or(Value::Null))
-        }
+        (Step::Key(k), V::Owned(v)) if v.is_object() => V::owned(
+            v.as_object()
+                .and_then(|m| member(m, k))
+                .cloned()
+                .unwrap_or(Value::Null),
+        ),
         (Step::Key(k), V::Doc(d)) if d.kind() == Kind::Object => {
             d.get(k).map_or(V::Ref(&NULL), V::Doc)
         }
+        (Step::Key(k), V::Obj(members)) => members
+            .into_iter()
+            .find_map(|(name, v)| (name == k).then_some(v))
+            .unwrap_or(V::Ref(&NULL)),
         (Step::Index(i), V::Ref(Value::Array(a))) => {
             V::Ref(position(*i, a.len()).map_or(&NULL, |i| &a[i]))
         }
-        (Step::Index(i), V::Owned(Value::Array(a))) => {
-            V::Owned(position(*i, a.len()).map_or(Value::Null, |i| a[i].clone()))
+        (Step::Index(i), V::Owned(v)) if v.is_array() => {
+            let mut items = match *v {
+                Value::Array(items) => items,
+                _ => return None,
+            };
+            match position(*i, items.len()) {
+                Some(i) => V::owned(items.swap_remove(i)),
+                None => V::Ref(&NULL),
+            }
         }
+        (Step::Index(i), V::Arr(mut items)) => match position(*i, items.len()) {
+            Some(i) => items.swap_remove(i),
+            None => V::Ref(&NULL),
+        },
         (Step::Index(i), V::Doc(d)) if d.kind() == Kind::Array => {
             match position(*i, d.count().unwrap_or(0)) {
                 Some(i) => V::Doc(d.elements().nth(i)?),
@@ -848,10 +961,13 @@ fn apply<'a>(step: &Step, v: V<'a>, out: &mut Vec<V<'a>>) -> bool {
         },
         (Step::Iter, V::Ref(Value::Array(a))) => out.extend(a.iter().map(V::Ref)),
         (Step::Iter, V::Ref(Value::Object(m))) => out.extend(m.values().map(V::Ref)),
-        (Step::Iter, V::Owned(Value::Array(a))) => out.extend(a.into_iter().map(V::Owned)),
-        (Step::Iter, V::Owned(Value::Object(m))) => {
-            out.extend(m.into_iter().map(|(_, v)| V::Owned(v)));
-        }
+        (Step::Iter, V::Owned(v)) => match *v {
+            Value::Array(items) => out.extend(items.into_iter().map(V::owned)),
+            Value::Object(members) => out.extend(members.into_iter().map(|(_, v)| V::owned(v))),
+            _ => return false,
+        },
+        (Step::Iter, V::Arr(items)) => out.extend(items),
+        (Step::Iter, V::Obj(members)) => out.extend(members.into_iter().map(|(_, v)| v)),
         (Step::Iter, V::Doc(d)) if d.kind() == Kind::Array => out.extend(d.elements().map(V::Doc)),
         (Step::Iter, V::Doc(d)) if d.kind() == Kind::Object => {
             out.extend(d.members().map(|(_, v)| V::Doc(v)));
@@ -859,6 +975,22 @@ fn apply<'a>(step: &Step, v: V<'a>, out: &mut Vec<V<'a>>) -> bool {
         _ => return false,
     }
     true
+}
+
+/// A builtin on a run's value: `add` of numbers on their text wherever they are, every other
+/// case on the value as a `Value`.
+fn builtin_on<'a>(b: Builtin, input: &V<'a>) -> Result<V<'a>, Stop> {
+    if let Builtin::Add = b {
+        let sum = match input {
+            V::Arr(items) => text_sum(items.iter().map(V::number_text)),
+            V::Doc(d) if d.kind() == Kind::Array => text_sum(d.elements().map(|e| e.number_text())),
+            _ => None,
+        };
+        if let Some(sum) = sum {
+            return Ok(V::Num(sum));
+        }
+    }
+    builtin(b, &input.value()).map(V::owned)
 }
 
 fn builtin(b: Builtin, input: &Value) -> Result<Value, Stop> {
@@ -965,34 +1097,39 @@ fn builtin1(b: Builtin1, input: &Value, arg: &Value) -> Result<Value, Stop> {
 }
 
 /// `add` on an array of numbers that [`arith`] can sum on their text, if `input` is one.
-/// (`null + x` is `x` itself, so the first number is taken as it is.)
 fn number_sum(input: &Value) -> Option<Value> {
     let Value::Array(items) = input else {
         return None;
     };
-    let mut numbers = items.iter().map(|v| match v {
+    let sum = text_sum(items.iter().map(|v| match v {
         Value::Number(n) => Some(n.as_str()),
         _ => None,
-    });
+    }))?;
+    Some(Value::Number(Number::from_string_unchecked(sum)))
+}
+
+/// The sum of number texts as `add` computes it, if there is at least one and every item is
+/// a number [`arith`] can add on its text. (`null + x` is `x` itself, so the first number is
+/// taken as it is.)
+fn text_sum<'t>(mut numbers: impl Iterator<Item = Option<&'t str>>) -> Option<String> {
     let mut sum = numbers.next()??.to_owned();
     for n in numbers {
         sum = jqval::Num::exact_text_op(Math::Add, &sum, n?)?;
     }
-    Some(Value::Number(Number::from_string_unchecked(sum)))
+    Some(sum)
 }
 
 /// `x op y` as jaq computes it. Sums, differences and products of two numbers of up to 18
 /// digits (money amounts) are worked out on their text, which is what jqval gives for them
 /// (`Num::exact_text_op`) without converting either side to a `Val` and the result back.
-fn arith(op: Math, x: &V<'_>, y: &V<'_>) -> Result<Value, Stop> {
+fn arith<'a>(op: Math, x: &V<'_>, y: &V<'_>) -> Result<V<'a>, Stop> {
     if let (Some(a), Some(b)) = (x.number_text(), y.number_text())
         && let Some(text) = jqval::Num::exact_text_op(op, a, b)
     {
-        // Digits and at most one point, so JSON number text: see `parse.rs` on why
-        // `from_string_unchecked`.
-        return Ok(Value::Number(Number::from_string_unchecked(text)));
+        // Digits and at most one point, so JSON number text.
+        return Ok(V::Num(text));
     }
-    computed(op.run(to_val(&x.value()), to_val(&y.value())))
+    computed(op.run(to_val(&x.value()), to_val(&y.value()))).map(V::owned)
 }
 
 /// A value jqval computed, as a document; any error is jaq's to report.
@@ -1101,7 +1238,6 @@ mod tests {
         "[.fees[]?.amount] | add // 0",
         "[.[]?]",
         "{a, n: .n, s: .s, \"q r\": 1}",
-        "{x: .a, x: .s}",
         ". as $d | {$d}",
         ". as $x | [$x, $x]",
         ".a as $a | .b as $b | {a: $a, b: $b}",
@@ -1135,6 +1271,18 @@ mod tests {
         ".[-1], .[-2], .[-11], .b[-1], .b[-3].c?",
         r#""id: \(.a) / \(.s) / \(.n) / \(.b) / \(.) \u00e9""#,
         r#""\(.x + .y)-\(.f)", "\(.[0]?)""#,
+        // Arrays and objects the program builds, indexed, iterated, summed and nested with
+        // whole subtrees of the input (a `Doc` copies them with their links shifted).
+        "{a: .a, b: [.b, 1]} | .b[1], .a, .c",
+        "[.a, 2, {x: 3}] | .[2].x, .[0], .[-1], .[5], .[1]",
+        "{a: 1, b: 2} | .[], .[0]?",
+        "[.[]?, 9] | .[]",
+        "{x: ., y: [., {z: .}], n: null} | ., .y[1].z",
+        ".[]? | {k: ., again: [.]}",
+        "[1, 2.50, .x] | add",
+        "[] | add",
+        "[.a] | add",
+        "[.fees[]?.amount, 0.1] | add",
         TRADE_JQ,
     ];
 
@@ -1148,14 +1296,33 @@ mod tests {
     }
 
     /// The direct evaluator's answer for `doc`, which must be the same whether the document
-    /// is a `Value` or is read as a `Doc` (every differential test below checks both).
+    /// is a `Value` or is read as a `Doc`, and whether the outputs are made into `Value`s or
+    /// into one `Doc` (every differential test below checks all of these).
     fn direct(program: &str, doc: &Value) -> Option<Result<Vec<Value>, Stop>> {
         let deadline = Instant::now() + Duration::from_secs(10);
         let program = Program::compile(program)?;
-        let on_value = program.run(doc, deadline);
+        let on_value = program.run(doc, deadline).map(Outputs::into_values);
         let source = text(doc);
         let read = crate::Doc::parse(&source, &crate::Limits::default()).expect("Doc reads it");
-        let on_doc = program.run_doc(read.root(), deadline);
+        for collect in [true, false] {
+            let Ok(outputs) = program.run_doc(read.root(), deadline) else {
+                continue;
+            };
+            let Ok(values) = &on_value else {
+                panic!("the Doc run answered where the Value run did not, on {source}");
+            };
+            let expected = match (collect, values.first()) {
+                (true, _) => Value::Array(values.clone()),
+                (false, Some(first)) => first.clone(),
+                // Nothing to make a document of (the output rule refuses this case).
+                (false, None) => continue,
+            };
+            let as_doc = outputs.into_doc(collect).to_value();
+            assert_eq!(text(&as_doc), text(&expected), "as one Doc, on {source}");
+        }
+        let on_doc = program
+            .run_doc(read.root(), deadline)
+            .map(Outputs::into_values);
         let texts = |r: &Result<Vec<Value>, Stop>| {
             r.as_ref()
                 .map(|outputs| outputs.iter().map(text).collect::<Vec<_>>())
@@ -1517,6 +1684,9 @@ mod tests {
             "$__loc__",
             ". as [$a] | $a",
             "{(.a): 1}",
+            // A repeated key: first place, last value.
+            "{x: .a, x: .s}",
+            "{a: 1, b: 2, a: 3}",
             "keys_unsorted",
             "map(.)?",
             "@base64",
