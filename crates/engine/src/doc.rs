@@ -148,6 +148,13 @@ pub(crate) struct Opened(usize);
 pub(crate) struct KeyAt(usize);
 
 impl<'a> Builder<'a> {
+    /// A builder with room for `nodes` nodes.
+    pub(crate) fn with_capacity(nodes: usize) -> Self {
+        Builder {
+            nodes: Vec::with_capacity(nodes),
+        }
+    }
+
     pub(crate) fn finish(self) -> Doc<'a> {
         Doc { nodes: self.nodes }
     }
@@ -206,7 +213,14 @@ impl<'a> Builder<'a> {
 
     /// A copy of `value` and its descendants, sharing its borrowed text.
     pub(crate) fn copy(&mut self, value: DocRef<'_, 'a>) {
-        let (from, to) = (value.index, end_of(&value.doc.nodes, value.index));
+        let (from, to) = match value.node() {
+            Node::Array { end, .. } | Node::Object { end, .. } => (value.index, *end as usize),
+            scalar => {
+                // No links to shift: most of what a transform copies.
+                self.nodes.push(scalar.clone());
+                return;
+            }
+        };
         let shift = self.len_u32().wrapping_sub(from as u32);
         self.nodes
             .extend(value.doc.nodes[from..to].iter().map(|node| match node {
@@ -404,6 +418,45 @@ impl<'d, 'a> DocRef<'d, 'a> {
         None
     }
 
+    /// [`DocRef::get`] starting at the key the last lookup in the same object found, and
+    /// wrapping around: programs mostly read an object's members in the order they are
+    /// written, often the same one twice running, so a lookup then visits one or two keys
+    /// rather than half the object. Keys are
+    /// unique within an object (the reader declines documents that repeat one), so where the
+    /// search starts does not change what it finds.
+    pub(crate) fn get_near(&self, key: &str, hints: &mut Hints) -> Option<DocRef<'d, 'a>> {
+        let Node::Object { len, end } = *self.node() else {
+            return None;
+        };
+        let (doc, object) = (std::ptr::from_ref(self.doc) as usize, self.index);
+        let (first, end) = (self.index + 1, end as usize);
+        let slot = hints
+            .slots
+            .iter()
+            .position(|&(d, o, _)| d == doc && o == object);
+        let mut at = slot.map_or(first, |i| hints.slots[i].2);
+        let nodes = &self.doc.nodes;
+        for _ in 0..len {
+            let (name, next) = key_at(nodes, at);
+            let next = if next == end { first } else { next };
+            if same_key(name, key) {
+                let i = slot.unwrap_or_else(|| {
+                    hints.turn = (hints.turn + 1) % hints.slots.len();
+                    hints.turn
+                });
+                // Resume at this key: the next lookup is often of the same key again (a
+                // path through it, or a value used twice) or of the one after it.
+                hints.slots[i] = (doc, object, at);
+                return Some(DocRef {
+                    doc: self.doc,
+                    index: at + 1,
+                });
+            }
+            at = next;
+        }
+        None
+    }
+
     /// This node and its descendants as a [`Value`]. Numbers keep their text, members their
     /// order.
     pub fn to_value(&self) -> Value {
@@ -429,10 +482,23 @@ impl<'d, 'a> DocRef<'d, 'a> {
         }
     }
 
+    /// How many nodes this node and its descendants are.
+    pub(crate) fn size(&self) -> usize {
+        end_of(&self.doc.nodes, self.index) - self.index
+    }
+
     /// Identifies the node within its document.
     pub(crate) fn address(&self) -> (usize, usize) {
         (std::ptr::from_ref(self.doc) as usize, self.index)
     }
+}
+
+/// Where [`DocRef::get_near`] resumes in the last few objects it searched: (document,
+/// object's index, key index to start from).
+#[derive(Debug, Default)]
+pub(crate) struct Hints {
+    slots: [(usize, usize, usize); 4],
+    turn: usize,
 }
 
 /// The elements of an array; see [`DocRef::elements`].
@@ -498,7 +564,7 @@ impl<'d, 'a> Iterator for Members<'d, 'a> {
 /// first quote, backslash or control character (or of the end). Eight bytes at a time: a
 /// byte equal to a constant is a zero byte after XOR, and `x - 0x01..01 & !x & 0x80..80`
 /// marks zero bytes (`x - 0x20..20` bytes under 0x20); the lowest mark is always exact.
-fn plain_run(bytes: &[u8], from: usize) -> usize {
+pub(crate) fn plain_run(bytes: &[u8], from: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let mut pos = from;
@@ -525,19 +591,24 @@ fn plain_run(bytes: &[u8], from: usize) -> usize {
 }
 
 /// A key's length and first bytes in one word: keys with different fingerprints differ, so
-/// most comparisons of two keys are one comparison of two words.
+/// most comparisons of two keys are one comparison of two words. (Read without copying the
+/// bytes into a buffer first, which would be a `memcpy` call per key.)
 fn fingerprint(key: &str) -> u64 {
-    let mut head = [0; 8];
     let bytes = key.as_bytes();
-    let take = bytes.len().min(7);
-    head[..take].copy_from_slice(&bytes[..take]);
-    head[7] = bytes.len().min(255) as u8;
-    u64::from_le_bytes(head)
+    let head = match bytes.first_chunk::<8>() {
+        Some(first) => u64::from_le_bytes(*first),
+        None => bytes
+            .iter()
+            .rev()
+            .fold(0, |word, &byte| word << 8 | u64::from(byte)),
+    };
+    head ^ (bytes.len() as u64).rotate_right(8)
 }
 
 /// A container being read.
 struct Open<'a> {
     node: usize,
+    object: bool,
     len: u32,
     /// An object's current key node, whose `next` is set once its value is read.
     key_node: usize,
@@ -572,7 +643,7 @@ impl<'a> Parser<'a> {
                     return (self.pos == self.bytes.len()).then_some(());
                 };
                 top.len = top.len.checked_add(1)?;
-                let object = matches!(self.nodes[top.node], Node::Object { .. });
+                let object = top.object;
                 if object {
                     let end = u32::try_from(self.nodes.len()).ok()?;
                     if let Node::Key { next, .. } = &mut self.nodes[top.key_node] {
@@ -641,6 +712,7 @@ impl<'a> Parser<'a> {
         }
         self.open.push(Open {
             node: self.nodes.len(),
+            object: matches!(node, Node::Object { .. }),
             len: 0,
             key_node: 0,
             keys_from: self.keys.len(),
@@ -969,6 +1041,65 @@ mod tests {
         assert_eq!(n[0].number_text(), Some("1"));
         assert_eq!(n[1].get("x").and_then(|v| v.number_text()), Some("2.50"));
         assert!(root.get("id").expect("id").members().next().is_none());
+    }
+
+    #[test]
+    fn lookups_near_the_last_one_find_what_lookups_from_the_start_find() {
+        let mut rng = Gen(0x5eed_1234);
+        for _ in 0..300 {
+            let mut text = String::new();
+            rng.value(&mut text, 0);
+            let Some(doc) = Doc::parse(&text, &Limits::default()) else {
+                continue;
+            };
+            // Every object of the document, with its keys and a few it does not have.
+            let objects: Vec<DocRef<'_, '_>> = (0..doc.nodes.len())
+                .map(|index| DocRef { doc: &doc, index })
+                .filter(|node| node.kind() == Kind::Object)
+                .collect();
+            let mut hints = Hints::default();
+            for _ in 0..200 {
+                let Some(object) = objects.get(rng.below(objects.len().max(1) as u64)) else {
+                    break;
+                };
+                let mut keys: Vec<&str> = object.members().map(|(k, _)| k).collect();
+                keys.extend(["", "missing", "a"]);
+                let key = keys[rng.below(keys.len() as u64)];
+                let near = object.get_near(key, &mut hints).map(|v| v.index);
+                assert_eq!(near, object.get(key).map(|v| v.index), "{key:?} in {text}");
+            }
+        }
+    }
+
+    #[test]
+    fn writes_json_as_the_value_encoder_writes_it() {
+        let mut rng = Gen(0x0dd_ba11);
+        let mut written = 0;
+        for _ in 0..8_000 {
+            let mut text = String::new();
+            rng.value(&mut text, 0);
+            let Some(doc) = Doc::parse(&text, &Limits::default()) else {
+                continue;
+            };
+            // Every node as the root of what is written, keys aside.
+            for index in 0..doc.nodes.len() {
+                if matches!(doc.nodes[index], Node::Key { .. }) {
+                    continue;
+                }
+                let node = DocRef { doc: &doc, index };
+                let mut expected = Vec::new();
+                crate::encode(&node.to_value(), crate::Encoding::Json, &mut expected).unwrap();
+                let mut out = Vec::new();
+                crate::encode_doc(node, crate::Encoding::Json, &mut out).unwrap();
+                assert_eq!(
+                    String::from_utf8_lossy(&out),
+                    String::from_utf8_lossy(&expected),
+                    "node {index} of {text}"
+                );
+                written += 1;
+            }
+        }
+        assert!(written > 10_000, "only {written} nodes written");
     }
 
     #[test]

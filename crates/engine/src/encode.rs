@@ -54,7 +54,7 @@ use rmp::encode::ByteBuf;
 use serde_json::Map;
 
 use crate::Value;
-use crate::doc::{DocRef, Kind};
+use crate::doc::{DocRef, Kind, plain_run};
 
 /// An output format for a [`Value`].
 #[derive(
@@ -537,12 +537,15 @@ fn write_json_string(s: &str, out: &mut Vec<u8>) {
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut start = 0;
-    for (i, &byte) in bytes.iter().enumerate() {
+    loop {
+        // The bytes that need escaping are the ones a JSON reader stops at, so the reader's
+        // eight-bytes-at-a-time scan finds them.
+        let stop = plain_run(bytes, start);
+        out.extend_from_slice(&bytes[start..stop]);
+        let Some(&byte) = bytes.get(stop) else {
+            break;
+        };
         let escape = ESCAPE[usize::from(byte)];
-        if escape == 0 {
-            continue;
-        }
-        out.extend_from_slice(&bytes[start..i]);
         if escape == b'u' {
             out.extend_from_slice(b"\\u00");
             out.push(HEX[usize::from(byte >> 4)]);
@@ -550,9 +553,8 @@ fn write_json_string(s: &str, out: &mut Vec<u8>) {
         } else {
             out.extend_from_slice(&[b'\\', escape]);
         }
-        start = i + 1;
+        start = stop + 1;
     }
-    out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
 }
 
@@ -984,6 +986,29 @@ mod tests {
         let mut out = Vec::new();
         encode(&value, Encoding::Json, &mut out).unwrap();
         assert_eq!(out, serde_json::to_vec(&value).unwrap());
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them_at_every_offset() {
+        // Each ASCII character and a few others, at every offset of the eight-byte scan and
+        // with runs after it, written from a `Value` and from a `Doc`.
+        let mut specials: Vec<char> = (0u8..0x80).map(char::from).collect();
+        specials.extend(['\u{7f}', 'é', '\u{2028}', '😀']);
+        for c in specials {
+            for offset in 0..20 {
+                let s = format!("{}{c}{}{c}", "a".repeat(offset), "b".repeat(offset % 9));
+                let value = Value::String(s);
+                let expected = serde_json::to_vec(&value).unwrap();
+                let mut out = Vec::new();
+                encode(&value, Encoding::Json, &mut out).unwrap();
+                assert_eq!(out, expected, "{value}");
+                let source = String::from_utf8(expected.clone()).unwrap();
+                let doc = crate::Doc::parse(&source, &crate::Limits::default()).unwrap();
+                let mut out = Vec::new();
+                encode_doc(doc.root(), Encoding::Json, &mut out).unwrap();
+                assert_eq!(out, expected, "{value}, from a Doc");
+            }
+        }
     }
 
     #[test]

@@ -41,7 +41,7 @@ use serde_json::{Map, Number};
 
 use super::{from_val, to_val};
 use crate::Value;
-use crate::doc::{Builder, Doc, DocRef, Kind};
+use crate::doc::{Builder, Doc, DocRef, Hints, Kind};
 
 /// How deeply a program's terms may nest before it is left to jaq (the evaluator recurses on
 /// the program, never on the data).
@@ -186,6 +186,7 @@ impl Program {
             vars: Vec::new(),
             steps: 0,
             deadline,
+            hints: Hints::default(),
         };
         let mut out = Vec::with_capacity(1);
         run.eval(&self.root, &input, &mut out)?;
@@ -209,7 +210,7 @@ impl<'a> Outputs<'a> {
     /// The outputs as one document: the first alone, or all of them as an array when
     /// `collect` (no [`Value`] is built: text is borrowed or moved, never copied).
     pub(crate) fn into_doc(mut self, collect: bool) -> Doc<'a> {
-        let mut builder = Builder::default();
+        let mut builder = Builder::with_capacity(1 + self.0.iter().map(V::size).sum::<usize>());
         if collect {
             let opened = builder.open_array();
             let len = self.0.len();
@@ -517,6 +518,19 @@ impl<'a> V<'a> {
         }
     }
 
+    /// How many nodes the value takes in a [`Doc`], or a guess for a `Value` (one per
+    /// container member or element).
+    fn size(&self) -> usize {
+        match self {
+            V::Doc(d) => d.size(),
+            V::Ref(v) => value_size(v),
+            V::Owned(v) => value_size(v),
+            V::Bool(_) | V::Num(_) => 1,
+            V::Arr(items) => 1 + items.iter().map(V::size).sum::<usize>(),
+            V::Obj(members) => 1 + members.iter().map(|(_, v)| 1 + v.size()).sum::<usize>(),
+        }
+    }
+
     /// Writes the value into a document being built.
     fn build(self, builder: &mut Builder<'a>) {
         match self {
@@ -583,6 +597,8 @@ struct Run<'a> {
     vars: Vec<(&'a str, V<'a>)>,
     steps: u32,
     deadline: Instant,
+    /// Where member lookups in the input left off.
+    hints: Hints,
 }
 
 impl<'a> Run<'a> {
@@ -686,7 +702,9 @@ impl<'a> Run<'a> {
                     let mut next = Vec::with_capacity(current.len());
                     for v in current {
                         self.tick()?;
-                        if !apply(step, v, &mut next) && matches!(opt, Opt::Essential) {
+                        if !apply(step, v, &mut next, &mut self.hints)
+                            && matches!(opt, Opt::Essential)
+                        {
                             return Err(Stop::Fallback);
                         }
                     }
@@ -810,7 +828,7 @@ impl<'a> Run<'a> {
                     return Ok(None);
                 };
                 for (step, opt) in steps {
-                    v = match (index(step, v), opt) {
+                    v = match (index(step, v, &mut self.hints), opt) {
                         (Some(v), _) => v,
                         (None, Opt::Optional) => return Ok(None),
                         (None, Opt::Essential) => return Err(Stop::Fallback),
@@ -842,7 +860,7 @@ impl<'a> Run<'a> {
                     other => return Some(other),
                 };
                 for (step, opt) in steps {
-                    v = match index(step, v) {
+                    v = match index(step, v, &mut self.hints) {
                         Some(v) => v,
                         None => {
                             return Some(match opt {
@@ -878,7 +896,7 @@ impl<'a> Run<'a> {
 }
 
 /// A key or index step applied to `v`; `None` if `v` cannot take it (or the step is `[]`).
-fn index<'a>(step: &Step, v: V<'a>) -> Option<V<'a>> {
+fn index<'a>(step: &Step, v: V<'a>, hints: &mut Hints) -> Option<V<'a>> {
     Some(match (step, v) {
         (Step::Key(k), V::Ref(Value::Object(m))) => V::Ref(member(m, k).unwrap_or(&NULL)),
         (Step::Key(k), V::Owned(v)) if v.is_object() => V::owned(
@@ -888,7 +906,7 @@ fn index<'a>(step: &Step, v: V<'a>) -> Option<V<'a>> {
                 .unwrap_or(Value::Null),
         ),
         (Step::Key(k), V::Doc(d)) if d.kind() == Kind::Object => {
-            d.get(k).map_or(V::Ref(&NULL), V::Doc)
+            d.get_near(k, hints).map_or(V::Ref(&NULL), V::Doc)
         }
         (Step::Key(k), V::Obj(members)) => members
             .into_iter()
@@ -953,9 +971,9 @@ fn position(i: isize, len: usize) -> Option<usize> {
 }
 
 /// Applies one path step to `v`, appending what it yields; `false` if `v` cannot take it.
-fn apply<'a>(step: &Step, v: V<'a>, out: &mut Vec<V<'a>>) -> bool {
+fn apply<'a>(step: &Step, v: V<'a>, out: &mut Vec<V<'a>>, hints: &mut Hints) -> bool {
     match (step, v) {
-        (Step::Key(_) | Step::Index(_), v) => match index(step, v) {
+        (Step::Key(_) | Step::Index(_), v) => match index(step, v, hints) {
             Some(v) => out.push(v),
             None => return false,
         },
@@ -1135,6 +1153,15 @@ fn arith<'a>(op: Math, x: &V<'_>, y: &V<'_>) -> Result<V<'a>, Stop> {
 /// A value jqval computed, as a document; any error is jaq's to report.
 fn computed(v: Result<Val, jaq_core::Error<Val>>) -> Result<Value, Stop> {
     v.ok().and_then(|v| from_val(&v).ok()).ok_or(Stop::Fallback)
+}
+
+/// A guess at a `Value`'s nodes in a `Doc`, without walking it.
+fn value_size(v: &Value) -> usize {
+    match v {
+        Value::Array(items) => 1 + items.len(),
+        Value::Object(members) => 1 + 2 * members.len(),
+        _ => 1,
+    }
 }
 
 fn kind_of(v: &Value) -> Kind {
