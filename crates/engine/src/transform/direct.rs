@@ -581,6 +581,16 @@ impl<'a> V<'a> {
         }
     }
 
+    /// A string's text, if this is a string.
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            V::Doc(d) => d.as_str(),
+            V::Ref(v) => v.as_str(),
+            V::Owned(v) => v.as_str(),
+            _ => None,
+        }
+    }
+
     /// A number's text, if this is a number.
     fn number_text(&self) -> Option<&str> {
         match self {
@@ -860,6 +870,13 @@ impl<'a> Run<'a> {
                     other => return Some(other),
                 };
                 for (step, opt) in steps {
+                    // A member of an input object, the common step, without `index`'s match.
+                    if let (Step::Key(k), V::Doc(d)) = (step, &v)
+                        && d.kind() == Kind::Object
+                    {
+                        v = d.get_near(k, &mut self.hints).map_or(V::Ref(&NULL), V::Doc);
+                        continue;
+                    }
                     v = match index(step, v, &mut self.hints) {
                         Some(v) => v,
                         None => {
@@ -998,6 +1015,12 @@ fn apply<'a>(step: &Step, v: V<'a>, out: &mut Vec<V<'a>>, hints: &mut Hints) -> 
 /// A builtin on a run's value: `add` of numbers on their text wherever they are, every other
 /// case on the value as a `Value`.
 fn builtin_on<'a>(b: Builtin, input: &V<'a>) -> Result<V<'a>, Stop> {
+    // `tonumber` on a string that is one JSON number: its text, without a `Value` between.
+    if let (Builtin::ToNumber, Some(text)) =
+        (b, input.as_str().and_then(jqval::Num::json_number_text))
+    {
+        return Ok(V::Num(text.to_owned()));
+    }
     if let Builtin::Add = b {
         let sum = match input {
             V::Arr(items) => text_sum(items.iter().map(V::number_text)),
