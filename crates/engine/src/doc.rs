@@ -92,8 +92,9 @@ impl<'a> Doc<'a> {
             // bytes); a guess, not a bound, and a large document grows from 64k nodes rather
             // than reserving for its whole size at once.
             nodes: Vec::with_capacity((text.len() / 8 + 2).min(1 << 16)),
-            open: Vec::new(),
-            keys: Vec::new(),
+            // Room for typical nesting and objects without regrowing.
+            open: Vec::with_capacity(8),
+            keys: Vec::with_capacity(32),
             max_depth: limits.max_depth.min(Limits::MAX_DEPTH_CEILING),
         };
         parser.document()?;
@@ -787,17 +788,27 @@ impl<'a> Parser<'a> {
     /// A string's contents after its opening quote, through its closing quote. The input is
     /// UTF-8 already, and a quote or backslash is never inside a multi-byte character, so the
     /// slices below fall on character boundaries.
+    #[inline]
     fn string(&mut self) -> Option<Cow<'a, str>> {
         let start = self.pos;
         self.pos = plain_run(self.bytes, start);
-        match *self.bytes.get(self.pos)? {
-            b'"' => {
-                let text = &self.text[start..self.pos];
-                self.pos += 1;
-                return Some(Cow::Borrowed(text));
-            }
-            b'\\' => {}
-            _ => return None,
+        if self.bytes.get(self.pos) == Some(&b'"') {
+            let text = &self.text[start..self.pos];
+            self.pos += 1;
+            return Some(Cow::Borrowed(text));
+        }
+        self.escaped_string(start)
+    }
+
+    /// The rest of a string from `start` that [`Parser::string`] stopped in at something
+    /// other than its closing quote: an escape (the string is then owned), or an error. Out
+    /// of line, so that strings without escapes, nearly all of them, pay for no more than
+    /// their scan.
+    #[cold]
+    #[inline(never)]
+    fn escaped_string(&mut self, start: usize) -> Option<Cow<'a, str>> {
+        if *self.bytes.get(self.pos)? != b'\\' {
+            return None;
         }
         let mut text = String::from(&self.text[start..self.pos]);
         loop {

@@ -1021,6 +1021,25 @@ fn builtin_on<'a>(b: Builtin, input: &V<'a>) -> Result<V<'a>, Stop> {
     {
         return Ok(V::Num(text.to_owned()));
     }
+    // Case changes of a string of the input, without converting it first.
+    if let (Builtin::AsciiUpcase | Builtin::AsciiDowncase, V::Doc(d)) = (b, input)
+        && let Some(text) = d.as_str()
+    {
+        return Ok(V::owned(Value::String(match b {
+            Builtin::AsciiUpcase => text.to_ascii_uppercase(),
+            _ => text.to_ascii_lowercase(),
+        })));
+    }
+    // `sort` of strings of the input: its nodes in byte order (how jqval orders strings),
+    // without converting them.
+    if let (Builtin::Sort, V::Doc(d)) = (b, input)
+        && d.kind() == Kind::Array
+        && d.elements().all(|e| e.kind() == Kind::String)
+    {
+        let mut items: Vec<DocRef<'a, 'a>> = d.elements().collect();
+        items.sort_by_key(|e| e.as_str().map(str::as_bytes));
+        return Ok(V::Arr(items.into_iter().map(V::Doc).collect()));
+    }
     if let Builtin::Add = b {
         let sum = match input {
             V::Arr(items) => text_sum(items.iter().map(V::number_text)),
