@@ -468,6 +468,40 @@ mod tests {
     }
 
     #[test]
+    fn integers_are_told_apart_alike_in_a_doc_and_a_value() {
+        // `DocNumber` answers integer literals from their text, the rest as jsonschema does.
+        for draft in [
+            "http://json-schema.org/draft-04/schema#",
+            "https://json-schema.org/draft/2020-12/schema",
+        ] {
+            let schema = compile(&format!(r#"{{"$schema":"{draft}","type":"integer"}}"#));
+            for text in [
+                "1",
+                "-0",
+                "0",
+                "1.0",
+                "-1.00",
+                "1.5",
+                "1e2",
+                "1E-2",
+                "1.5e1",
+                "12345678901234567890123",
+                "12345678901234567890123.0",
+                "12345678901234567890123.5",
+                "1e400",
+                "-9223372036854775809",
+            ] {
+                let doc = crate::Doc::parse(text, &Limits::default()).unwrap();
+                assert_eq!(
+                    schema.is_valid_doc(doc.root()),
+                    schema.is_valid(&parse(text)),
+                    "{text} under {draft}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn maximum_compares_exact_decimals() {
         let schema = compile(r#"{"maximum": 0.3}"#);
         assert!(schema.is_valid(&parse("0.3")));

@@ -152,6 +152,12 @@ impl JsonNumber for DocNumber<'_> {
         Cow::Borrowed(self.0)
     }
 
+    /// An integer literal is an integer; anything written with a fraction or an exponent is
+    /// decided as jsonschema decides it (`1.0` is an integer from draft 6 on), on a `Number`.
+    fn is_integer(&self) -> bool {
+        !self.0.contains(['.', 'e', 'E']) || JsonNumber::is_integer(&*self.to_number())
+    }
+
     fn to_number(&self) -> Cow<'_, Number> {
         // The parser checked the text against the number grammar.
         Cow::Owned(Number::from_string_unchecked(self.0.to_owned()))
