@@ -14,6 +14,11 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ratelimit::{Limiter, LocalLimiter, MAX_PER_SECOND, Quota, Quotas, RedisLimiter};
 use tokio::runtime::Runtime;
 
+/// The service's allocator (`crates/assay/src/main.rs`), so that these figures are the
+/// service's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Tenants in the map besides the one checked, so that the lookup is not in a toy map.
 const OTHER_TENANTS: usize = 1000;
 

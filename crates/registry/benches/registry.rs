@@ -12,6 +12,11 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use criterion::{Criterion, criterion_group, criterion_main};
 use registry::{AuthError, EmbeddedStore, Keys, Registry, RegistryOptions, Role, Store};
 
+/// The service's allocator (`crates/assay/src/main.rs`), so that these figures are the
+/// service's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -15,6 +15,11 @@ use registry::{EmbeddedStore, Keys, Role, Store};
 use server::auth::Access;
 use server::config::AuthConfig;
 
+/// The service's allocator (`crates/assay/src/main.rs`), so that these figures are the
+/// service's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn bench(c: &mut Criterion) {
     // As in the server: metrics are recorded (the limiter counts its decisions).
     server::ops::metrics_handle();
