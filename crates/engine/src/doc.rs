@@ -625,9 +625,9 @@ struct Parser<'a> {
     pos: usize,
     nodes: Vec<Node<'a>>,
     open: Vec<Open<'a>>,
-    /// The keys of the open objects, outermost first, each with its [`fingerprint`], for
-    /// finding repeated keys without walking the nodes.
-    keys: Vec<(u64, Cow<'a, str>)>,
+    /// The keys of the open objects, outermost first: each key's [`fingerprint`] and its
+    /// node, for finding repeated keys without walking the nodes.
+    keys: Vec<(u64, usize)>,
     max_depth: usize,
 }
 
@@ -747,19 +747,29 @@ impl<'a> Parser<'a> {
         let top = self.open.last_mut()?;
         let earlier = &self.keys[top.keys_from..];
         let print = fingerprint(&key);
+        let nodes = &self.nodes;
         if earlier.len() < SCANNED_KEYS {
-            if earlier.iter().any(|(p, k)| *p == print && *k == key) {
+            if earlier
+                .iter()
+                .any(|&(p, at)| p == print && key_at(nodes, at).0 == key)
+            {
                 return None;
             }
         } else {
-            let set = top
-                .key_set
-                .get_or_insert_with(|| earlier.iter().map(|(_, k)| k.clone()).collect());
+            let set = top.key_set.get_or_insert_with(|| {
+                earlier
+                    .iter()
+                    .map(|&(_, at)| match &nodes[at] {
+                        Node::Key { text, .. } => text.clone(),
+                        _ => unreachable!("keys are key nodes"),
+                    })
+                    .collect()
+            });
             if !set.insert(key.clone()) {
                 return None;
             }
         }
-        self.keys.push((print, key.clone()));
+        self.keys.push((print, self.nodes.len()));
         top.key_node = self.nodes.len();
         self.nodes.push(Node::Key { text: key, next: 0 });
         self.skip_whitespace();
