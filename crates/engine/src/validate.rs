@@ -468,6 +468,41 @@ mod tests {
     }
 
     #[test]
+    fn unique_items_are_told_apart_alike_in_a_doc_and_a_value() {
+        // `DocJson` compares arrays of strings as text, the rest as jsonschema does.
+        let schema = compile(r#"{"uniqueItems":true}"#);
+        let many: Vec<String> = (0..40).map(|i| format!("\"tag-{i}\"")).collect();
+        let distinct = format!("[{}]", many.join(","));
+        let repeated = format!("[{},\"tag-7\"]", many.join(","));
+        for text in [
+            "[]",
+            r#"["a"]"#,
+            r#"["a","b"]"#,
+            r#"["a","a"]"#,
+            r#"["b","a","b"]"#,
+            r#"["é","e\u0301","é"]"#,
+            "[1,1.0]",
+            r#"[1,"1"]"#,
+            r#"[{"a":1},{"a":1.0}]"#,
+            r#"["a",null,"a"]"#,
+            "[[1],[1]]",
+            &distinct,
+            &repeated,
+        ] {
+            let doc = crate::Doc::parse(text, &Limits::default()).unwrap();
+            let on_value = schema.is_valid(&parse(text));
+            assert_eq!(schema.is_valid_doc(doc.root()), on_value, "{text}");
+        }
+        assert!(
+            !schema.is_valid_doc(
+                crate::Doc::parse(&repeated, &Limits::default())
+                    .unwrap()
+                    .root()
+            )
+        );
+    }
+
+    #[test]
     fn integers_are_told_apart_alike_in_a_doc_and_a_value() {
         // `DocNumber` answers integer literals from their text, the rest as jsonschema does.
         for draft in [

@@ -129,6 +129,24 @@ impl<'a> Array<'a, DocJson> for DocRef<'a, 'a> {
     fn elements(&self) -> Elements<'a, 'a> {
         DocRef::elements(self)
     }
+
+    /// `uniqueItems`: an array of strings (tags, codes) is compared as text; anything else as
+    /// jsonschema compares it, on `Value`s (where `1` equals `1.0`).
+    fn is_unique(&self) -> bool {
+        let strings: Option<Vec<&str>> = DocRef::elements(self).map(|e| e.as_str()).collect();
+        match strings {
+            Some(mut texts) => {
+                texts.sort_unstable();
+                texts.windows(2).all(|pair| pair[0] != pair[1])
+            }
+            None => {
+                let values: Vec<Cow<'_, Value>> = DocRef::elements(self)
+                    .map(|e| Cow::Owned(e.to_value()))
+                    .collect();
+                jsonschema::json::unique::is_unique(&values)
+            }
+        }
+    }
 }
 
 /// A number of a [`Doc`]: its literal text.
@@ -155,7 +173,8 @@ impl JsonNumber for DocNumber<'_> {
     /// An integer literal is an integer; anything written with a fraction or an exponent is
     /// decided as jsonschema decides it (`1.0` is an integer from draft 6 on), on a `Number`.
     fn is_integer(&self) -> bool {
-        !self.0.contains(['.', 'e', 'E']) || JsonNumber::is_integer(&*self.to_number())
+        !self.0.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'))
+            || JsonNumber::is_integer(&*self.to_number())
     }
 
     fn to_number(&self) -> Cow<'_, Number> {
