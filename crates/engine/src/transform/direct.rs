@@ -865,19 +865,24 @@ impl<'a> Run<'a> {
                 None => return Some(Err(Stop::Fallback)),
             },
             Node::Path(head, steps) if steps.iter().all(|(s, _)| !matches!(s, Step::Iter)) => {
-                let mut v = match self.single(head, input)? {
-                    Ok(Some(v)) => v,
-                    other => return Some(other),
+                // `.a.b`, the commonest path, starts at the input without a call.
+                let mut v = match &**head {
+                    Node::Id => input.clone(),
+                    head => match self.single(head, input)? {
+                        Ok(Some(v)) => v,
+                        other => return Some(other),
+                    },
                 };
                 for (step, opt) in steps {
-                    // A member of an input object, the common step, without `index`'s match.
-                    if let (Step::Key(k), V::Doc(d)) = (step, &v)
-                        && d.kind() == Kind::Object
-                    {
-                        v = d.get_near(k, &mut self.hints).map_or(V::Ref(&NULL), V::Doc);
-                        continue;
-                    }
-                    v = match index(step, v, &mut self.hints) {
+                    let next = match (step, v) {
+                        // A member of an input object, the common step, without `index`'s
+                        // match (and with `v` moved, so nothing is dropped).
+                        (Step::Key(k), V::Doc(d)) if d.kind() == Kind::Object => {
+                            Some(d.get_near(k, &mut self.hints).map_or(V::Ref(&NULL), V::Doc))
+                        }
+                        (step, v) => index(step, v, &mut self.hints),
+                    };
+                    v = match next {
                         Some(v) => v,
                         None => {
                             return Some(match opt {
