@@ -603,6 +603,13 @@ impl<'a> V<'a> {
     }
 }
 
+/// See [`Run::operand`].
+enum Operand<'a> {
+    /// The index of a binding in [`Run::vars`].
+    Bound(usize),
+    Value(Option<V<'a>>),
+}
+
 struct Run<'a> {
     vars: Vec<(&'a str, V<'a>)>,
     steps: u32,
@@ -813,9 +820,11 @@ impl<'a> Run<'a> {
             },
             // Both sides are evaluated before either is used, as in `eval`.
             Node::Math(l, op, r) => {
-                let (x, y) = (self.at_most_one(l, input)?, self.at_most_one(r, input)?);
-                match (x, y) {
-                    (Some(x), Some(y)) => Some(arith(*op, &x, &y)?),
+                // A variable operand is read where it is bound rather than copied out
+                // (`$qty * .price`: a computed number would be a string copy).
+                let (x, y) = (self.operand(l, input)?, self.operand(r, input)?);
+                match (self.resolve(&x), self.resolve(&y)) {
+                    (Some(x), Some(y)) => Some(arith(*op, x, y)?),
                     _ => None,
                 }
             }
@@ -896,6 +905,26 @@ impl<'a> Run<'a> {
             }
             _ => return None,
         })))
+    }
+
+    /// An operand: a bound variable's place, or the value of any other term that yields at
+    /// most one.
+    fn operand(&mut self, node: &'a Node, input: &V<'a>) -> Result<Operand<'a>, Stop> {
+        if let Node::Var(x) = node {
+            self.tick()?;
+            return match self.vars.iter().rposition(|(name, _)| name == x) {
+                Some(at) => Ok(Operand::Bound(at)),
+                None => Err(Stop::Fallback),
+            };
+        }
+        self.at_most_one(node, input).map(Operand::Value)
+    }
+
+    fn resolve<'o>(&'o self, operand: &'o Operand<'a>) -> Option<&'o V<'a>> {
+        match operand {
+            Operand::Bound(at) => Some(&self.vars[*at].1),
+            Operand::Value(v) => v.as_ref(),
+        }
     }
 
     fn all(&mut self, node: &'a Node, input: &V<'a>) -> Result<Vec<V<'a>>, Stop> {
