@@ -483,11 +483,6 @@ impl<'d, 'a> DocRef<'d, 'a> {
         }
     }
 
-    /// How many nodes this node and its descendants are.
-    pub(crate) fn size(&self) -> usize {
-        end_of(&self.doc.nodes, self.index) - self.index
-    }
-
     /// Identifies the node within its document.
     pub(crate) fn address(&self) -> (usize, usize) {
         (std::ptr::from_ref(self.doc) as usize, self.index)
@@ -582,14 +577,25 @@ pub(crate) fn plain_run(bytes: &[u8], from: usize) -> usize {
         }
         pos += 8;
     }
-    while bytes
-        .get(pos)
-        .is_some_and(|&b| b != b'"' && b != b'\\' && b >= 0x20)
-    {
+    // The last few bytes one at a time, by table (a load rather than three comparisons).
+    while bytes.get(pos).is_some_and(|&b| PLAIN[usize::from(b)]) {
         pos += 1;
     }
     pos
 }
+
+/// The bytes a string's scan passes over: all but quote, backslash and control characters.
+const PLAIN: [bool; 256] = {
+    let mut table = [true; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = false;
+        byte += 1;
+    }
+    table[b'"' as usize] = false;
+    table[b'\\' as usize] = false;
+    table
+};
 
 /// A key's length and first bytes in one word: keys with different fingerprints differ, so
 /// most comparisons of two keys are one comparison of two words. (Read without copying the

@@ -210,7 +210,9 @@ impl<'a> Outputs<'a> {
     /// The outputs as one document: the first alone, or all of them as an array when
     /// `collect` (no [`Value`] is built: text is borrowed or moved, never copied).
     pub(crate) fn into_doc(mut self, collect: bool) -> Doc<'a> {
-        let mut builder = Builder::with_capacity(1 + self.0.iter().map(V::size).sum::<usize>());
+        // Room for a typical result; a larger one grows (counting the nodes first cost more
+        // than the growth saves).
+        let mut builder = Builder::with_capacity(64);
         if collect {
             let opened = builder.open_array();
             let len = self.0.len();
@@ -515,19 +517,6 @@ impl<'a> V<'a> {
                 }
                 Value::Object(map)
             }
-        }
-    }
-
-    /// How many nodes the value takes in a [`Doc`], or a guess for a `Value` (one per
-    /// container member or element).
-    fn size(&self) -> usize {
-        match self {
-            V::Doc(d) => d.size(),
-            V::Ref(v) => value_size(v),
-            V::Owned(v) => value_size(v),
-            V::Bool(_) | V::Num(_) => 1,
-            V::Arr(items) => 1 + items.iter().map(V::size).sum::<usize>(),
-            V::Obj(members) => 1 + members.iter().map(|(_, v)| 1 + v.size()).sum::<usize>(),
         }
     }
 
@@ -1229,15 +1218,6 @@ fn arith<'a>(op: Math, x: &V<'_>, y: &V<'_>) -> Result<V<'a>, Stop> {
 /// A value jqval computed, as a document; any error is jaq's to report.
 fn computed(v: Result<Val, jaq_core::Error<Val>>) -> Result<Value, Stop> {
     v.ok().and_then(|v| from_val(&v).ok()).ok_or(Stop::Fallback)
-}
-
-/// A guess at a `Value`'s nodes in a `Doc`, without walking it.
-fn value_size(v: &Value) -> usize {
-    match v {
-        Value::Array(items) => 1 + items.len(),
-        Value::Object(members) => 1 + 2 * members.len(),
-        _ => 1,
-    }
 }
 
 fn kind_of(v: &Value) -> Kind {
