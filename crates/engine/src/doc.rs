@@ -312,12 +312,30 @@ fn key_at<'n>(nodes: &'n [Node<'_>], index: usize) -> (&'n str, usize) {
     }
 }
 
-/// Whether two keys are equal, comparing lengths and the first and last bytes before calling
-/// `memcmp`: keys of one object that have the same length mostly differ at one end, and the
-/// call costs more than the whole comparison of two keys that do.
+/// Whether two keys are equal. Keys are short, and `==` on slices calls `memcmp`, which costs
+/// more than comparing two keys of up to 16 bytes in one or two loads each: after the lengths,
+/// the first and the last bytes, 4 or 8 of them (overlapping), which between them cover every
+/// byte.
 fn same_key(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
-    a.len() == b.len() && a.first() == b.first() && a.last() == b.last() && a == b
+    if a.len() != b.len() {
+        return false;
+    }
+    match a.len() {
+        0 => true,
+        1..=3 => {
+            a[0] == b[0] && a[a.len() / 2] == b[b.len() / 2] && a[a.len() - 1] == b[b.len() - 1]
+        }
+        4..=7 => {
+            a.first_chunk::<4>() == b.first_chunk::<4>()
+                && a.last_chunk::<4>() == b.last_chunk::<4>()
+        }
+        8..=16 => {
+            a.first_chunk::<8>() == b.first_chunk::<8>()
+                && a.last_chunk::<8>() == b.last_chunk::<8>()
+        }
+        _ => a.first() == b.first() && a.last() == b.last() && a == b,
+    }
 }
 
 /// A node of a [`Doc`] and its descendants. `'d` is the document's borrow, `'a` the input's.
@@ -1128,6 +1146,24 @@ mod tests {
             }
         }
         assert!(written > 10_000, "only {written} nodes written");
+    }
+
+    #[test]
+    fn keys_compare_as_strings_compare() {
+        // Every length up to past the word-sized cases, equal and differing at each byte.
+        for len in 0..24 {
+            let key: String = (0..len)
+                .map(|i| char::from(b'a' + (i % 26) as u8))
+                .collect();
+            assert!(same_key(&key, &key.clone()), "{key:?}");
+            for at in 0..len {
+                let mut other = key.clone().into_bytes();
+                other[at] = b'Z';
+                let other = String::from_utf8(other).unwrap();
+                assert!(!same_key(&key, &other), "{key:?} {other:?}");
+            }
+            assert!(!same_key(&key, &format!("{key}a")));
+        }
     }
 
     #[test]
