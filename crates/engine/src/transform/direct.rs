@@ -208,7 +208,9 @@ impl<'a> Outputs<'a> {
     }
 
     /// The outputs as one document: the first alone, or all of them as an array when
-    /// `collect` (no [`Value`] is built: text is borrowed or moved, never copied).
+    /// `collect`. No [`Value`] is built: text is borrowed where it can be and moved where it
+    /// was computed (a computed `Value`'s numbers and an escaped string of the input are
+    /// copied).
     pub(crate) fn into_doc(mut self, collect: bool) -> Doc<'a> {
         // Room for a typical result; a larger one grows (counting the nodes first cost more
         // than the growth saves).
