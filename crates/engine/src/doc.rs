@@ -133,7 +133,7 @@ impl<'a> Doc<'a> {
 /// Builds a [`Doc`] in document order: what a transform's output is made into, from values
 /// borrowed from its input or program, subtrees of an input [`Doc`], and computed values.
 /// Each container is opened, filled and closed; an object's members are a key, then a value.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Builder<'a> {
     nodes: Vec<Node<'a>>,
 }
