@@ -185,6 +185,14 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, crate::ops::retry_after(secs));
         }
+        // A body refused for its size was not read to its end, so the connection cannot
+        // carry another request: say so (RFC 9112, 9.6), or a client that reuses it races
+        // the close and loses its next request.
+        if let ApiError::TooLarge { .. } = self {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         // RFC 9110 (11.6.1): a 401 names the scheme that would be accepted.
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(

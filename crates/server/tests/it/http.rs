@@ -11,7 +11,7 @@ use std::time::Duration;
 use bigdecimal::BigDecimal;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use reqwest::header::{ACCEPT, CONNECTION, CONTENT_TYPE};
 use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::Value;
 use server::RawSettings;
@@ -859,12 +859,14 @@ async fn bodies_over_the_limit_are_413_but_batches_are_limited_per_line() {
     let r = put_json(&c, addr, "/v1/pipelines/pass", "{}").await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let big = format!("[{}1]", "1,".repeat(limit));
-    let p = assert_problem(
-        post_json(&c, addr, "/v1/pipelines/pass/process", big.clone()).await,
-        413,
-        "too_large",
-    )
-    .await;
+    let r = post_json(&c, addr, "/v1/pipelines/pass/process", big.clone()).await;
+    // The unread body ends the connection, and the answer says so: a client that reused it
+    // would lose its next request to the close.
+    assert_eq!(
+        r.headers().get(CONNECTION).map(|v| v.as_bytes()),
+        Some(&b"close"[..])
+    );
+    let p = assert_problem(r, 413, "too_large").await;
     assert!(p["detail"].as_str().unwrap().contains("4096"), "{p}");
     assert_problem(
         put_json(&c, addr, "/v1/schemas/big", big.clone()).await,
