@@ -132,21 +132,11 @@ impl<'a> Doc<'a> {
 
 /// Builds a [`Doc`] in document order: what a transform's output is made into, from values
 /// borrowed from its input or program, subtrees of an input [`Doc`], and computed values.
-/// Each container is opened, filled and closed; an object's members are a key, then a value.
+/// A container is written with its parts by [`Builder::array`] or [`Builder::object`].
 #[derive(Debug)]
 pub(crate) struct Builder<'a> {
     nodes: Vec<Node<'a>>,
 }
-
-/// A container [`Builder::open_array`] or [`Builder::open_object`] opened.
-#[derive(Debug)]
-#[must_use = "a container must be closed"]
-pub(crate) struct Opened(usize);
-
-/// An object's key [`Builder::key`] wrote, whose value comes next.
-#[derive(Debug)]
-#[must_use = "a key's member must be ended"]
-pub(crate) struct KeyAt(usize);
 
 impl<'a> Builder<'a> {
     /// A builder with room for `nodes` nodes.
@@ -177,35 +167,52 @@ impl<'a> Builder<'a> {
         self.nodes.push(Node::String(text));
     }
 
-    pub(crate) fn open_array(&mut self) -> Opened {
+    /// An array of `items`, each written by `write`.
+    pub(crate) fn array<T>(
+        &mut self,
+        items: impl IntoIterator<Item = T>,
+        mut write: impl FnMut(&mut Self, T),
+    ) {
+        let at = self.nodes.len();
         self.nodes.push(Node::Array { len: 0, end: 0 });
-        Opened(self.nodes.len() - 1)
-    }
-
-    pub(crate) fn open_object(&mut self) -> Opened {
-        self.nodes.push(Node::Object { len: 0, end: 0 });
-        Opened(self.nodes.len() - 1)
-    }
-
-    /// A member's key; its value is written next, then [`Builder::end_member`]. The caller
-    /// writes each key of an object once.
-    pub(crate) fn key(&mut self, text: Cow<'a, str>) -> KeyAt {
-        self.nodes.push(Node::Key { text, next: 0 });
-        KeyAt(self.nodes.len() - 1)
-    }
-
-    pub(crate) fn end_member(&mut self, key: KeyAt) {
-        let end = self.len_u32();
-        if let Node::Key { next, .. } = &mut self.nodes[key.0] {
-            *next = end;
+        let mut count = 0;
+        for item in items {
+            write(self, item);
+            count += 1;
         }
+        self.close(at, count);
     }
 
-    /// Closes a container of `len` elements or members.
-    pub(crate) fn close(&mut self, opened: Opened, count: usize) {
+    /// An object of `members`, each key once, each value written by `write`.
+    pub(crate) fn object<K: Into<Cow<'a, str>>, T>(
+        &mut self,
+        members: impl IntoIterator<Item = (K, T)>,
+        mut write: impl FnMut(&mut Self, T),
+    ) {
+        let at = self.nodes.len();
+        self.nodes.push(Node::Object { len: 0, end: 0 });
+        let mut count = 0;
+        for (key, value) in members {
+            let key_at = self.nodes.len();
+            self.nodes.push(Node::Key {
+                text: key.into(),
+                next: 0,
+            });
+            write(self, value);
+            let end = self.len_u32();
+            if let Node::Key { next, .. } = &mut self.nodes[key_at] {
+                *next = end;
+            }
+            count += 1;
+        }
+        self.close(at, count);
+    }
+
+    /// Closes the container at `at`, of `count` elements or members.
+    fn close(&mut self, at: usize, count: usize) {
         let end = self.len_u32();
         if let Node::Array { len, end: slot } | Node::Object { len, end: slot } =
-            &mut self.nodes[opened.0]
+            &mut self.nodes[at]
         {
             *len = u32::try_from(count).expect("a container's length fits its document");
             *slot = end;
@@ -248,19 +255,9 @@ impl<'a> Builder<'a> {
             Value::Bool(b) => self.bool(*b),
             Value::Number(n) => self.number(Cow::Borrowed(n.as_str())),
             Value::String(s) => self.string(Cow::Borrowed(s)),
-            Value::Array(items) => {
-                let opened = self.open_array();
-                items.iter().for_each(|item| self.borrowed(item));
-                self.close(opened, items.len());
-            }
+            Value::Array(items) => self.array(items, Self::borrowed),
             Value::Object(members) => {
-                let opened = self.open_object();
-                for (key, item) in members {
-                    let at = self.key(Cow::Borrowed(key));
-                    self.borrowed(item);
-                    self.end_member(at);
-                }
-                self.close(opened, members.len());
+                self.object(members.iter().map(|(k, v)| (k.as_str(), v)), Self::borrowed);
             }
         }
     }
@@ -272,22 +269,8 @@ impl<'a> Builder<'a> {
             Value::Bool(b) => self.bool(b),
             Value::Number(n) => self.number(Cow::Owned(n.as_str().to_owned())),
             Value::String(s) => self.string(Cow::Owned(s)),
-            Value::Array(items) => {
-                let opened = self.open_array();
-                let len = items.len();
-                items.into_iter().for_each(|item| self.owned(item));
-                self.close(opened, len);
-            }
-            Value::Object(members) => {
-                let opened = self.open_object();
-                let len = members.len();
-                for (key, item) in members {
-                    let at = self.key(Cow::Owned(key));
-                    self.owned(item);
-                    self.end_member(at);
-                }
-                self.close(opened, len);
-            }
+            Value::Array(items) => self.array(items, Self::owned),
+            Value::Object(members) => self.object(members, Self::owned),
         }
     }
 

@@ -216,10 +216,7 @@ impl<'a> Outputs<'a> {
         // than the growth saves).
         let mut builder = Builder::with_capacity(64);
         if collect {
-            let opened = builder.open_array();
-            let len = self.0.len();
-            self.0.into_iter().for_each(|v| v.build(&mut builder));
-            builder.close(opened, len);
+            builder.array(self.0, |b, v| v.build(b));
         } else if !self.0.is_empty() {
             self.0.swap_remove(0).build(&mut builder);
         }
@@ -530,22 +527,8 @@ impl<'a> V<'a> {
             V::Owned(v) => builder.owned(*v),
             V::Bool(b) => builder.bool(b),
             V::Num(text) => builder.number(Cow::Owned(text)),
-            V::Arr(items) => {
-                let opened = builder.open_array();
-                let len = items.len();
-                items.into_iter().for_each(|item| item.build(builder));
-                builder.close(opened, len);
-            }
-            V::Obj(members) => {
-                let opened = builder.open_object();
-                let len = members.len();
-                for (key, value) in members {
-                    let at = builder.key(Cow::Borrowed(key));
-                    value.build(builder);
-                    builder.end_member(at);
-                }
-                builder.close(opened, len);
-            }
+            V::Arr(items) => builder.array(items, |b, item| item.build(b)),
+            V::Obj(members) => builder.object(members, |b, value| value.build(b)),
         }
     }
 
