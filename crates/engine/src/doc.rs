@@ -1197,10 +1197,7 @@ mod tests {
 
     impl Gen {
         fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
+            crate::testing::xorshift(&mut self.0)
         }
 
         fn below(&mut self, n: u64) -> usize {

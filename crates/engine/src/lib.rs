@@ -14,6 +14,9 @@ pub mod pipeline;
 pub mod transform;
 pub mod validate;
 
+#[cfg(test)]
+mod testing;
+
 pub use doc::{Doc, DocRef};
 pub use encode::{EncodeError, Encoding, UnknownEncoding, encode, encode_doc};
 pub use limits::Limits;

@@ -507,25 +507,25 @@ impl Pipeline {
 /// [`check`] for a document read as a [`Doc`].
 fn check_doc(schema: Option<&Schema>, doc: DocRef<'_, '_>, stage: Stage) -> Option<Rejection> {
     let schema = schema?;
-    if schema.is_valid_doc(doc) {
-        return None;
-    }
-    Some(Rejection {
-        stage,
-        findings: schema.validate_doc(doc),
-    })
+    rejection(stage, schema.is_valid_doc(doc), || schema.validate_doc(doc))
 }
 
 fn check(schema: Option<&Schema>, doc: &Value, stage: Stage) -> Option<Rejection> {
     let schema = schema?;
-    // The boolean check is much cheaper than collecting findings; valid documents are the
-    // common case.
-    if schema.is_valid(doc) {
-        return None;
-    }
-    Some(Rejection {
+    rejection(stage, schema.is_valid(doc), || schema.validate(doc))
+}
+
+/// A rejection at `stage` unless the document was `valid`. The boolean check is much cheaper
+/// than collecting findings, and valid documents are the common case, so `findings` runs only
+/// for a document already known to fail.
+fn rejection(
+    stage: Stage,
+    valid: bool,
+    findings: impl FnOnce() -> Vec<Finding>,
+) -> Option<Rejection> {
+    (!valid).then(|| Rejection {
         stage,
-        findings: schema.validate(doc),
+        findings: findings(),
     })
 }
 

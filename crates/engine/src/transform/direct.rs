@@ -1485,10 +1485,7 @@ mod tests {
 
     impl Gen {
         fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
+            crate::testing::xorshift(&mut self.0)
         }
 
         fn pick<'s>(&mut self, choices: &[&'s str]) -> &'s str {
