@@ -299,7 +299,7 @@ fn key_at<'n>(nodes: &'n [Node<'_>], index: usize) -> (&'n str, usize) {
 /// more than comparing two keys of up to 16 bytes in one or two loads each: after the lengths,
 /// the first and the last bytes, 4 or 8 of them (overlapping), which between them cover every
 /// byte.
-fn same_key(a: &str, b: &str) -> bool {
+pub(crate) fn same_key(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     if a.len() != b.len() {
         return false;

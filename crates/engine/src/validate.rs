@@ -16,6 +16,8 @@
 
 use std::{collections::HashMap, fmt, str::FromStr, sync::Arc};
 
+mod direct;
+
 use crate::Value;
 use crate::doc::{Doc, DocJson, DocRef};
 use crate::{Limits, ParseError};
@@ -210,6 +212,9 @@ struct Compiled {
     validator: jsonschema::Validator,
     /// The same schema compiled for documents read as a [`Doc`](crate::Doc).
     doc_validator: jsonschema::Validator<DocJson>,
+    /// A direct proof of validity, when the schema is within its subset; jsonschema decides
+    /// whatever it does not prove.
+    proof: Option<direct::Proof>,
     max_errors: usize,
 }
 
@@ -246,6 +251,7 @@ impl Schema {
             inner: Arc::new(Compiled {
                 validator,
                 doc_validator,
+                proof: direct::Proof::compile(schema, opts.validate_formats),
                 max_errors: opts.max_errors,
             }),
         })
@@ -277,9 +283,15 @@ impl Schema {
             .collect()
     }
 
-    /// [`Schema::is_valid`] for a document read as a [`Doc`](crate::Doc).
+    /// [`Schema::is_valid`] for a document read as a [`Doc`](crate::Doc). A schema within
+    /// the direct proof's subset is checked by it first; jsonschema answers when it does not
+    /// hold.
     pub fn is_valid_doc(&self, doc: DocRef<'_, '_>) -> bool {
-        self.inner.doc_validator.is_valid(doc)
+        self.inner
+            .proof
+            .as_ref()
+            .is_some_and(|proof| proof.holds(doc))
+            || self.inner.doc_validator.is_valid(doc)
     }
 
     /// Reads `bytes` as a document under `limits` and validates it: the findings (none when

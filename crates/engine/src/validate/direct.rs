@@ -1,0 +1,1237 @@
+//! A direct proof that a [`Doc`](crate::Doc) is valid, for schemas written in the keywords
+//! most schemas are made of (`type`, `properties`, `required`, `additionalProperties`,
+//! `items`, `enum`, `const`, lengths and counts, `pattern`, numeric bounds, the `date` and
+//! `date-time` formats).
+//!
+//! jsonschema stays the judge. A [`Proof`] only ever answers "valid, certainly" or "not
+//! proven"; [`Schema::is_valid_doc`](super::Schema::is_valid_doc) asks jsonschema whenever the
+//! proof does not hold, so a document the proof cannot place (an invalid one, a number written
+//! with an exponent, an array of objects under `uniqueItems`) costs one more pass and gets
+//! jsonschema's answer. What must hold, and what the tests check against jsonschema, is
+//! soundness: whatever a proof accepts, jsonschema accepts. Every check here is therefore
+//! jsonschema's own or stricter, and a schema with anything outside the subset (`$ref`, a
+//! keyword not listed below, a format other than the two, a pattern the `regex` crate cannot
+//! run) has no proof at all.
+//!
+//! Why by hand: the trade's two validations took 17k instructions through jsonschema's
+//! general machinery (a hash lookup per member, a dynamic call per keyword, the number
+//! conversions of its arbitrary-precision support), more than a quarter of a request's
+//! engine time; the proof walks the members once against the properties in order.
+
+use std::cmp::Ordering;
+
+use regex::Regex;
+use regex_automata::Input;
+use regex_automata::dfa::{Automaton, dense};
+
+use crate::Value;
+use crate::doc::{DocRef, Kind, same_key};
+use crate::validate::Draft;
+
+/// A compiled proof of validity for one schema.
+#[derive(Debug)]
+pub(crate) struct Proof {
+    root: Shape,
+}
+
+impl Proof {
+    /// The proof for `schema`, or `None` when the schema uses anything outside the subset.
+    /// `formats` says whether `format` is asserted (as [`SchemaOptions::validate_formats`]).
+    ///
+    /// [`SchemaOptions::validate_formats`]: super::SchemaOptions::validate_formats
+    pub(crate) fn compile(schema: &Value, formats: bool) -> Option<Proof> {
+        Some(Proof {
+            root: shape(schema, true, formats)?,
+        })
+    }
+
+    /// Whether `doc` is certainly valid; `false` when it is not, or not proven to be.
+    pub(crate) fn holds(&self, doc: DocRef<'_, '_>) -> bool {
+        self.root.holds(doc)
+    }
+}
+
+/// What one subschema requires. The keywords of each type are apart, so that a value meets
+/// only those of its own type.
+#[derive(Debug, Default)]
+struct Shape {
+    /// The schema `false`.
+    never: bool,
+    /// `type`, as a set of [`Types`] bits; `None` allows every type.
+    types: Option<u8>,
+    /// `enum` and `const` (a list of one): the value must be one of each list.
+    values: Vec<Vec<Value>>,
+    string: Option<Box<StringShape>>,
+    /// Numeric bounds, each with its limit.
+    bounds: Vec<(Bound, Limit)>,
+    array: Option<Box<ArrayShape>>,
+    object: Option<Box<ObjectShape>>,
+}
+
+#[derive(Debug, Default)]
+struct StringShape {
+    min_length: Option<u64>,
+    max_length: Option<u64>,
+    patterns: Vec<Pattern>,
+    format: Option<Format>,
+}
+
+#[derive(Debug, Default)]
+struct ArrayShape {
+    min_items: Option<u64>,
+    max_items: Option<u64>,
+    unique_items: bool,
+    items: Option<Shape>,
+}
+
+/// `type` bits.
+struct Types;
+
+impl Types {
+    const NULL: u8 = 1;
+    const BOOLEAN: u8 = 2;
+    const NUMBER: u8 = 4;
+    const INTEGER: u8 = 8;
+    const STRING: u8 = 16;
+    const ARRAY: u8 = 32;
+    const OBJECT: u8 = 64;
+
+    fn named(name: &str) -> Option<u8> {
+        Some(match name {
+            "null" => Types::NULL,
+            "boolean" => Types::BOOLEAN,
+            "number" => Types::NUMBER,
+            "integer" => Types::INTEGER,
+            "string" => Types::STRING,
+            "array" => Types::ARRAY,
+            "object" => Types::OBJECT,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Format {
+    Date,
+    DateTime,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Bound {
+    Minimum,
+    Maximum,
+    ExclusiveMinimum,
+    ExclusiveMaximum,
+}
+
+/// The object keywords of one subschema.
+#[derive(Debug, Default)]
+struct ObjectShape {
+    /// `properties`, then the `required` names that `properties` does not list (with no
+    /// schema of their own: `additionalProperties` applies to them).
+    properties: Vec<(String, Option<Shape>)>,
+    /// Bit `i` set: `properties[i]` is required.
+    required: u64,
+    /// `additionalProperties`; `None` allows any.
+    additional: Option<Shape>,
+    min_properties: Option<u64>,
+    max_properties: Option<u64>,
+}
+
+/// Keywords that only annotate: no instance fails them.
+const ANNOTATIONS: [&str; 8] = [
+    "title",
+    "description",
+    "$comment",
+    "default",
+    "examples",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+];
+
+/// Compiles one subschema; `None` when anything in it is outside the subset.
+fn shape(schema: &Value, root: bool, formats: bool) -> Option<Shape> {
+    let members = match schema {
+        Value::Bool(allowed) => {
+            return Some(Shape {
+                never: !allowed,
+                ..Shape::default()
+            });
+        }
+        Value::Object(members) => members,
+        _ => return None,
+    };
+    let mut shape = Shape::default();
+    let mut string = StringShape::default();
+    let mut array = ArrayShape::default();
+    let mut object = ObjectShape::default();
+    let mut required = Vec::new();
+    for (keyword, value) in members {
+        match keyword.as_str() {
+            // Which draft applies does not change the keywords below (draft 4's boolean
+            // `exclusiveMinimum` is refused), but a meta-schema of someone else's might.
+            "$schema" if root => {
+                let uri = value.as_str()?.trim_end_matches('#');
+                Draft::ALL
+                    .iter()
+                    .find(|draft| draft.meta_schema_uri().trim_end_matches('#') == uri)?;
+            }
+            "$id" if root => {
+                value.as_str()?;
+            }
+            keyword if ANNOTATIONS.contains(&keyword) => {}
+            "type" => {
+                shape.types = Some(match value {
+                    Value::String(name) => Types::named(name)?,
+                    Value::Array(names) => names
+                        .iter()
+                        .try_fold(0, |bits, name| Some(bits | Types::named(name.as_str()?)?))?,
+                    _ => return None,
+                });
+            }
+            "enum" => shape.values.push(value.as_array()?.clone()),
+            "const" => shape.values.push(vec![value.clone()]),
+            "minLength" => string.min_length = Some(value.as_u64()?),
+            "maxLength" => string.max_length = Some(value.as_u64()?),
+            "pattern" => string.patterns.push(pattern(value.as_str()?)?),
+            // Not asserted, `format` is an annotation.
+            "format" if !formats => {}
+            "format" => {
+                string.format = Some(match value.as_str()? {
+                    "date" => Format::Date,
+                    "date-time" => Format::DateTime,
+                    _ => return None,
+                });
+            }
+            "minimum" => shape.bounds.push((Bound::Minimum, Limit::of(value)?)),
+            "maximum" => shape.bounds.push((Bound::Maximum, Limit::of(value)?)),
+            "exclusiveMinimum" => shape
+                .bounds
+                .push((Bound::ExclusiveMinimum, Limit::of(value)?)),
+            "exclusiveMaximum" => shape
+                .bounds
+                .push((Bound::ExclusiveMaximum, Limit::of(value)?)),
+            "minItems" => array.min_items = Some(value.as_u64()?),
+            "maxItems" => array.max_items = Some(value.as_u64()?),
+            "uniqueItems" => array.unique_items = value.as_bool()?,
+            // A schema for every element (the array form of older drafts is refused).
+            "items" if !value.is_array() => array.items = Some(shape_of(value, formats)?),
+            "properties" => {
+                for (name, schema) in value.as_object()? {
+                    object
+                        .properties
+                        .push((name.clone(), Some(shape_of(schema, formats)?)));
+                }
+            }
+            "required" => {
+                for name in value.as_array()? {
+                    required.push(name.as_str()?.to_owned());
+                }
+            }
+            "additionalProperties" => object.additional = Some(shape_of(value, formats)?),
+            "minProperties" => object.min_properties = Some(value.as_u64()?),
+            "maxProperties" => object.max_properties = Some(value.as_u64()?),
+            _ => return None,
+        }
+    }
+    for name in required {
+        let at = match object
+            .properties
+            .iter()
+            .position(|(known, _)| *known == name)
+        {
+            Some(at) => at,
+            None => {
+                object.properties.push((name, None));
+                object.properties.len() - 1
+            }
+        };
+        // One bit a property: more than 64 are left to jsonschema.
+        object.required |= 1u64.checked_shl(u32::try_from(at).ok()?)?;
+    }
+    if object.properties.len() > 64 {
+        return None;
+    }
+    let has_object_keywords = !object.properties.is_empty()
+        || object.additional.is_some()
+        || object.min_properties.is_some()
+        || object.max_properties.is_some();
+    if has_object_keywords {
+        shape.object = Some(Box::new(object));
+    }
+    let has_string_keywords = string.min_length.is_some()
+        || string.max_length.is_some()
+        || !string.patterns.is_empty()
+        || string.format.is_some();
+    if has_string_keywords {
+        shape.string = Some(Box::new(string));
+    }
+    let has_array_keywords = array.min_items.is_some()
+        || array.max_items.is_some()
+        || array.unique_items
+        || array.items.is_some();
+    if has_array_keywords {
+        shape.array = Some(Box::new(array));
+    }
+    Some(shape)
+}
+
+fn shape_of(schema: &Value, formats: bool) -> Option<Shape> {
+    shape(schema, false, formats)
+}
+
+/// The most memory one pattern's DFA may take, while it is built and once built; a pattern
+/// past it is run by `regex` instead.
+const DFA_SIZE_LIMIT: usize = 1 << 20;
+
+/// A compiled `pattern`.
+#[derive(Debug)]
+enum Pattern {
+    /// A DFA built ahead of time: a schema's patterns are short, the strings they check
+    /// shorter, and `regex`'s lazy DFA spent more setting each search up than matching.
+    Dense(Box<dense::DFA<Vec<u32>>>),
+    /// What the dense DFA cannot take (Unicode word boundaries, patterns past the size limit).
+    Regex(Regex),
+}
+
+impl Pattern {
+    fn is_match(&self, text: &str) -> bool {
+        match self {
+            // A dense DFA fails only on bytes configured to make it quit; none are.
+            Pattern::Dense(dfa) => dfa
+                .try_search_fwd(&Input::new(text).earliest(true))
+                .is_ok_and(|found| found.is_some()),
+            Pattern::Regex(regex) => regex.is_match(text),
+        }
+    }
+}
+
+/// A `pattern`, translated from ECMA-262 syntax exactly as jsonschema translates it, for the
+/// `regex` crate's engines, which `fancy-regex` hands such patterns to (with `regex`'s
+/// default syntax, as here); `None` for a pattern only `fancy-regex` runs (lookaround,
+/// backreferences).
+fn pattern(source: &str) -> Option<Pattern> {
+    let translated = jsonschema_regex::to_rust_regex(source).ok()?;
+    let dfa = dense::Builder::new()
+        .configure(
+            dense::Config::new()
+                .dfa_size_limit(Some(DFA_SIZE_LIMIT))
+                .determinize_size_limit(Some(DFA_SIZE_LIMIT)),
+        )
+        .build(&translated);
+    match dfa {
+        Ok(dfa) => Some(Pattern::Dense(Box::new(dfa))),
+        Err(_) => Regex::new(&translated).ok().map(Pattern::Regex),
+    }
+}
+
+/// A numeric keyword's limit, read once: its sign and digits as [`Decimal`] has them.
+#[derive(Debug)]
+struct Limit {
+    negative: bool,
+    whole: String,
+    fraction: String,
+}
+
+impl Limit {
+    /// `None` for a limit written with an exponent.
+    fn of(value: &Value) -> Option<Limit> {
+        let decimal = Decimal::read(value.as_number()?.as_str())?;
+        Some(Limit {
+            negative: decimal.negative,
+            whole: decimal.whole.to_owned(),
+            fraction: decimal.fraction.to_owned(),
+        })
+    }
+
+    fn decimal(&self) -> Decimal<'_> {
+        Decimal {
+            negative: self.negative,
+            whole: &self.whole,
+            fraction: &self.fraction,
+        }
+    }
+}
+
+impl Shape {
+    fn holds(&self, value: DocRef<'_, '_>) -> bool {
+        if self.never {
+            return false;
+        }
+        let kind = value.kind();
+        if let Some(types) = self.types
+            && !type_holds(types, kind, value)
+        {
+            return false;
+        }
+        if !self
+            .values
+            .iter()
+            .all(|list| list.iter().any(|wanted| same_value(value, wanted)))
+        {
+            return false;
+        }
+        match kind {
+            Kind::String => self
+                .string
+                .as_ref()
+                .is_none_or(|s| s.holds(value.as_str().unwrap_or_default())),
+            Kind::Number => self.number_holds(value.number_text().unwrap_or_default()),
+            Kind::Array => self.array.as_ref().is_none_or(|a| a.holds(value)),
+            Kind::Object => self.object.as_ref().is_none_or(|o| o.holds(value)),
+            Kind::Null | Kind::Bool => true,
+        }
+    }
+
+    fn number_holds(&self, text: &str) -> bool {
+        if self.bounds.is_empty() {
+            return true;
+        }
+        let Some(number) = Decimal::read(text) else {
+            return false;
+        };
+        self.bounds.iter().all(|(bound, limit)| {
+            let order = number.cmp(&limit.decimal());
+            match bound {
+                Bound::Minimum => order != Ordering::Less,
+                Bound::Maximum => order != Ordering::Greater,
+                Bound::ExclusiveMinimum => order == Ordering::Greater,
+                Bound::ExclusiveMaximum => order == Ordering::Less,
+            }
+        })
+    }
+}
+
+impl StringShape {
+    fn holds(&self, text: &str) -> bool {
+        if self.min_length.is_some() || self.max_length.is_some() {
+            // Lengths count characters, as jsonschema does.
+            let length = text.chars().count() as u64;
+            if self.min_length.is_some_and(|min| length < min)
+                || self.max_length.is_some_and(|max| length > max)
+            {
+                return false;
+            }
+        }
+        self.patterns.iter().all(|pattern| pattern.is_match(text))
+            && match self.format {
+                None => true,
+                Some(Format::Date) => is_date(text),
+                Some(Format::DateTime) => is_date_time(text),
+            }
+    }
+}
+
+impl ArrayShape {
+    fn holds(&self, array: DocRef<'_, '_>) -> bool {
+        let count = array.count().unwrap_or(0) as u64;
+        if self.min_items.is_some_and(|min| count < min)
+            || self.max_items.is_some_and(|max| count > max)
+        {
+            return false;
+        }
+        if let Some(items) = &self.items
+            && !array.elements().all(|element| items.holds(element))
+        {
+            return false;
+        }
+        !self.unique_items || count < 2 || distinct_strings(array)
+    }
+}
+
+impl ObjectShape {
+    fn holds(&self, object: DocRef<'_, '_>) -> bool {
+        let count = object.count().unwrap_or(0) as u64;
+        if self.min_properties.is_some_and(|min| count < min)
+            || self.max_properties.is_some_and(|max| count > max)
+        {
+            return false;
+        }
+        let mut found = 0u64;
+        // Members mostly come in the order the schema lists them: each search starts after
+        // the property the previous one found.
+        let mut next = 0;
+        for (key, value) in object.members() {
+            let declared = match self.find(key, &mut next) {
+                Some(at) => {
+                    found |= 1 << at;
+                    self.properties[at].1.as_ref()
+                }
+                None => None,
+            };
+            let Some(schema) = declared.or(self.additional.as_ref()) else {
+                continue;
+            };
+            if !schema.holds(value) {
+                return false;
+            }
+        }
+        found & self.required == self.required
+    }
+
+    /// The index of property `key`, searching from `*next` round to where it started.
+    fn find(&self, key: &str, next: &mut usize) -> Option<usize> {
+        let count = self.properties.len();
+        let start = if *next < count { *next } else { 0 };
+        let at = (start..count)
+            .chain(0..start)
+            .find(|&at| same_key(&self.properties[at].0, key))?;
+        *next = at + 1;
+        Some(at)
+    }
+}
+
+fn type_holds(types: u8, kind: Kind, value: DocRef<'_, '_>) -> bool {
+    match kind {
+        Kind::Null => types & Types::NULL != 0,
+        Kind::Bool => types & Types::BOOLEAN != 0,
+        Kind::String => types & Types::STRING != 0,
+        Kind::Array => types & Types::ARRAY != 0,
+        Kind::Object => types & Types::OBJECT != 0,
+        Kind::Number => {
+            types & Types::NUMBER != 0
+                // Written without a fraction or an exponent, a number is an integer in every
+                // draft; `1.0` is one only from draft 6 on, and is left to jsonschema.
+                || (types & Types::INTEGER != 0
+                    && value
+                        .number_text()
+                        .is_some_and(|text| !text.contains(['.', 'e', 'E'])))
+        }
+    }
+}
+
+/// Whether `value` is certainly equal to `wanted`: the same string, boolean or null, or a
+/// number with the same literal. (`1.0` and `1` are equal too, but that is left to jsonschema.)
+fn same_value(value: DocRef<'_, '_>, wanted: &Value) -> bool {
+    match (value.kind(), wanted) {
+        (Kind::String, Value::String(text)) => value.as_str() == Some(text),
+        (Kind::Bool, Value::Bool(b)) => value.as_bool() == Some(*b),
+        (Kind::Null, Value::Null) => true,
+        (Kind::Number, Value::Number(n)) => value.number_text() == Some(n.as_str()),
+        _ => false,
+    }
+}
+
+/// Arrays up to this long are checked for repeated strings pair by pair, without sorting.
+const PAIRWISE_ITEMS: usize = 8;
+
+/// `uniqueItems` on an array of strings, told apart by their text; `false` (not proven) for
+/// an array holding anything else.
+fn distinct_strings(array: DocRef<'_, '_>) -> bool {
+    if array.count().unwrap_or(0) <= PAIRWISE_ITEMS {
+        let mut seen = [""; PAIRWISE_ITEMS];
+        for (at, element) in array.elements().enumerate() {
+            let Some(text) = element.as_str() else {
+                return false;
+            };
+            if seen[..at].contains(&text) {
+                return false;
+            }
+            seen[at] = text;
+        }
+        return true;
+    }
+    let texts: Option<Vec<&str>> = array.elements().map(|e| e.as_str()).collect();
+    let Some(mut texts) = texts else {
+        return false;
+    };
+    texts.sort_unstable();
+    texts.windows(2).all(|pair| pair[0] != pair[1])
+}
+
+/// A number literal without an exponent: its sign and its digits on each side of the point,
+/// without leading zeros before it or trailing zeros after it. Ordered exactly, by its
+/// digits (`-0` and `0.000` equal `0`).
+#[derive(Debug, Clone, Copy)]
+struct Decimal<'t> {
+    negative: bool,
+    whole: &'t str,
+    fraction: &'t str,
+}
+
+impl<'t> Decimal<'t> {
+    /// `None` for a literal with an exponent.
+    fn read(text: &'t str) -> Option<Self> {
+        let (negative, digits) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let mut point = digits.len();
+        for (at, byte) in digits.bytes().enumerate() {
+            match byte {
+                b'.' => point = at,
+                b'e' | b'E' => return None,
+                _ => {}
+            }
+        }
+        let whole = &digits[..point];
+        let fraction = digits.get(point + 1..).unwrap_or_default();
+        // Byte loops: `trim_start_matches('0')` goes through the general pattern searcher.
+        let leading = whole.bytes().take_while(|&b| b == b'0').count();
+        let trailing = fraction.bytes().rev().take_while(|&b| b == b'0').count();
+        Some(Decimal {
+            negative,
+            whole: &whole[leading..],
+            fraction: &fraction[..fraction.len() - trailing],
+        })
+    }
+
+    /// -1, 0 or 1.
+    fn sign(&self) -> i8 {
+        match (
+            self.whole.is_empty() && self.fraction.is_empty(),
+            self.negative,
+        ) {
+            (true, _) => 0,
+            (false, true) => -1,
+            (false, false) => 1,
+        }
+    }
+
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self.sign(), other.sign()) {
+            (x, y) if x != y => x.cmp(&y),
+            (0, _) => Ordering::Equal,
+            (1, _) => self.magnitude_cmp(other),
+            _ => other.magnitude_cmp(self),
+        }
+    }
+
+    /// Compares absolute values: the longer whole part is larger, then digit by digit.
+    fn magnitude_cmp(&self, other: &Self) -> Ordering {
+        self.whole
+            .len()
+            .cmp(&other.whole.len())
+            .then_with(|| self.whole.cmp(other.whole))
+            .then_with(|| self.fraction.cmp(other.fraction))
+    }
+}
+
+/// RFC 3339 `full-date`, checked as jsonschema checks `format: date`.
+fn is_date(text: &str) -> bool {
+    let b = text.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return false;
+    }
+    let (Some(year), Some(month), Some(day)) =
+        (digits(&b[0..4]), digits(&b[5..7]), digits(&b[8..10]))
+    else {
+        return false;
+    };
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days).contains(&day)
+}
+
+/// RFC 3339 `date-time` with an upper-case `T`, seconds up to 59 and an offset of `Z` or
+/// `+hh:mm`/`-hh:mm`: every such text passes jsonschema's `format: date-time`. Leap seconds,
+/// whose validity depends on the offset, and the lower-case forms are left to jsonschema.
+fn is_date_time(text: &str) -> bool {
+    let b = text.as_bytes();
+    if b.len() < 20 || b[10] != b'T' || !is_date(&text[..10]) {
+        return false;
+    }
+    let time = &b[11..];
+    if time[2] != b':' || time[5] != b':' {
+        return false;
+    }
+    let (Some(hour), Some(minute), Some(second)) = (
+        digits(&time[0..2]),
+        digits(&time[3..5]),
+        digits(&time[6..8]),
+    ) else {
+        return false;
+    };
+    if hour > 23 || minute > 59 || second > 59 {
+        return false;
+    }
+    let mut rest = &time[8..];
+    if let Some(fraction) = rest.strip_prefix(b".") {
+        let count = fraction.iter().take_while(|b| b.is_ascii_digit()).count();
+        if count == 0 {
+            return false;
+        }
+        rest = &fraction[count..];
+    }
+    match rest {
+        [b'Z'] => true,
+        [b'+' | b'-', h1, h2, b':', m1, m2] => {
+            matches!((digits(&[*h1, *h2]), digits(&[*m1, *m2])), (Some(h), Some(m)) if h <= 23 && m <= 59)
+        }
+        _ => false,
+    }
+}
+
+/// The number written in `bytes`, all ASCII digits.
+fn digits(bytes: &[u8]) -> Option<u32> {
+    bytes.iter().try_fold(0u32, |value, &byte| {
+        byte.is_ascii_digit()
+            .then(|| value * 10 + u32::from(byte - b'0'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::xorshift;
+    use crate::validate::{Schema, SchemaOptions};
+    use crate::{Doc, Limits};
+
+    fn pick<'t, T>(state: &mut u64, items: &'t [T]) -> &'t T {
+        &items[(xorshift(state) % items.len() as u64) as usize]
+    }
+
+    fn chance(state: &mut u64, percent: u64) -> bool {
+        xorshift(state) % 100 < percent
+    }
+
+    const NUMBERS: [&str; 14] = [
+        "0",
+        "-0",
+        "1",
+        "1.0",
+        "1.5",
+        "-1",
+        "0.3",
+        "0.30",
+        "2e1",
+        "-2.5",
+        "10",
+        "0.1",
+        "9007199254740993",
+        "100.000",
+    ];
+    const STRINGS: [&str; 18] = [
+        "",
+        "a",
+        "abc",
+        "ABC",
+        "b c",
+        "x",
+        "USD",
+        "2026-02-29",
+        "2024-02-29",
+        "2026-13-01",
+        "2026-11-27T10:00:00Z",
+        "2026-11-27T23:59:60Z",
+        "2026-11-27t10:00:00z",
+        "2026-11-27T10:00:00.5+01:00",
+        "2026-11-27T10:00:00+24:00",
+        "a\rc",
+        "\u{663}",
+        "é",
+    ];
+    const PATTERNS: [&str; 10] = [
+        "^[a-c]+$",
+        "b",
+        "^a.c$",
+        "\\d",
+        "^\\w+$",
+        "^[A-Z]{3}$",
+        "x|y",
+        "^\\S*$",
+        "(?=a)",
+        "^.{2}$",
+    ];
+    const NAMES: [&str; 4] = ["a", "b", "c", "d"];
+
+    fn scalar(state: &mut u64) -> String {
+        match xorshift(state) % 4 {
+            0 => "null".to_owned(),
+            1 => pick(state, &["true", "false"]).to_string(),
+            2 => pick(state, &NUMBERS).to_string(),
+            _ => serde_json::to_string(pick(state, &STRINGS)).expect("a string serialises"),
+        }
+    }
+
+    /// A JSON text for a random instance.
+    fn instance(state: &mut u64, depth: u32) -> String {
+        match xorshift(state) % 6 {
+            4 if depth > 0 => {
+                let items: Vec<String> = (0..xorshift(state) % 4)
+                    .map(|_| instance(state, depth - 1))
+                    .collect();
+                format!("[{}]", items.join(","))
+            }
+            5 if depth > 0 => {
+                let mut names: Vec<&str> = NAMES.to_vec();
+                names.retain(|_| chance(state, 60));
+                let members: Vec<String> = names
+                    .iter()
+                    .map(|name| format!("\"{name}\":{}", instance(state, depth - 1)))
+                    .collect();
+                format!("{{{}}}", members.join(","))
+            }
+            _ => scalar(state),
+        }
+    }
+
+    /// A JSON text for a random schema, mostly within the proof's subset.
+    fn schema(state: &mut u64, depth: u32) -> String {
+        if chance(state, 5) {
+            return pick(state, &["true", "false"]).to_string();
+        }
+        let mut parts = Vec::new();
+        let types = [
+            "null", "boolean", "number", "integer", "string", "array", "object",
+        ];
+        if chance(state, 40) {
+            parts.push(if chance(state, 70) {
+                format!("\"type\":\"{}\"", pick(state, &types))
+            } else {
+                format!(
+                    "\"type\":[\"{}\",\"{}\"]",
+                    pick(state, &types),
+                    pick(state, &types)
+                )
+            });
+        }
+        if chance(state, 10) {
+            let values: Vec<String> = (0..1 + xorshift(state) % 3)
+                .map(|_| scalar(state))
+                .collect();
+            parts.push(format!("\"enum\":[{}]", values.join(",")));
+        }
+        if chance(state, 5) {
+            parts.push(format!("\"const\":{}", scalar(state)));
+        }
+        for keyword in [
+            "minLength",
+            "maxLength",
+            "minItems",
+            "maxItems",
+            "minProperties",
+            "maxProperties",
+        ] {
+            if chance(state, 8) {
+                parts.push(format!("\"{keyword}\":{}", xorshift(state) % 4));
+            }
+        }
+        if chance(state, 15) {
+            let pattern = serde_json::to_string(pick(state, &PATTERNS)).expect("serialises");
+            parts.push(format!("\"pattern\":{pattern}"));
+        }
+        if chance(state, 15) {
+            parts.push(format!(
+                "\"format\":\"{}\"",
+                pick(state, &["date", "date-time", "email"])
+            ));
+        }
+        for keyword in ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"] {
+            if chance(state, 10) {
+                parts.push(format!("\"{keyword}\":{}", pick(state, &NUMBERS)));
+            }
+        }
+        if chance(state, 10) {
+            parts.push(format!("\"uniqueItems\":{}", chance(state, 70)));
+        }
+        if depth > 0 && chance(state, 20) {
+            parts.push(format!("\"items\":{}", schema(state, depth - 1)));
+        }
+        if depth > 0 && chance(state, 35) {
+            let mut names: Vec<&str> = NAMES.to_vec();
+            names.retain(|_| chance(state, 50));
+            let properties: Vec<String> = names
+                .iter()
+                .map(|name| format!("\"{name}\":{}", schema(state, depth - 1)))
+                .collect();
+            parts.push(format!("\"properties\":{{{}}}", properties.join(",")));
+        }
+        if chance(state, 20) {
+            let mut names: Vec<String> = NAMES.iter().map(|n| format!("\"{n}\"")).collect();
+            names.retain(|_| chance(state, 40));
+            parts.push(format!("\"required\":[{}]", names.join(",")));
+        }
+        if depth > 0 && chance(state, 20) {
+            parts.push(format!(
+                "\"additionalProperties\":{}",
+                schema(state, depth - 1)
+            ));
+        }
+        if chance(state, 3) {
+            parts.push("\"$ref\":\"#\"".to_owned());
+        }
+        format!("{{{}}}", parts.join(","))
+    }
+
+    fn value(text: &str) -> Value {
+        serde_json::from_str(text).expect("generated JSON reads")
+    }
+
+    /// Whatever the proof accepts, jsonschema accepts (soundness); and the proof accepts most
+    /// of what jsonschema accepts under the schemas it covers (it is not vacuous).
+    #[test]
+    fn whatever_a_proof_accepts_jsonschema_accepts() {
+        let mut state = 0x243F_6A88_85A3_08D3;
+        let (mut covered, mut valid, mut proven) = (0, 0, 0);
+        for _ in 0..3_000 {
+            let schema_text = schema(&mut state, 2);
+            let schema_value = value(&schema_text);
+            let formats = chance(&mut state, 70);
+            let opts = SchemaOptions {
+                validate_formats: formats,
+                ..SchemaOptions::default()
+            };
+            let Ok(compiled) = Schema::compile(&schema_value, &opts) else {
+                continue;
+            };
+            let Some(proof) = Proof::compile(&schema_value, formats) else {
+                continue;
+            };
+            covered += 1;
+            for _ in 0..40 {
+                let text = instance(&mut state, 2);
+                let doc = Doc::parse(&text, &Limits::default()).expect("generated JSON reads");
+                let judged = compiled.inner.doc_validator.is_valid(doc.root());
+                assert_eq!(
+                    judged,
+                    compiled.is_valid(&value(&text)),
+                    "{schema_text} {text}"
+                );
+                let holds = proof.holds(doc.root());
+                assert!(
+                    !holds || judged,
+                    "the proof accepts what jsonschema rejects: schema {schema_text}, \
+                     formats {formats}, instance {text}"
+                );
+                valid += usize::from(judged);
+                proven += usize::from(holds);
+            }
+        }
+        assert!(covered > 1_000, "{covered} schemas with a proof");
+        assert!(
+            proven * 10 > valid * 9,
+            "{proven} of {valid} valid instances proven"
+        );
+    }
+
+    #[test]
+    fn schemas_outside_the_subset_have_no_proof() {
+        for schema in [
+            r##"{"$ref": "#/$defs/a", "$defs": {"a": true}}"##,
+            r#"{"properties": {"a": {"patternProperties": {"x": true}}}}"#,
+            r#"{"pattern": "(?=a)"}"#,
+            r#"{"format": "email"}"#,
+            r#"{"items": [true]}"#,
+            r#"{"minimum": 1e2}"#,
+            r#"{"exclusiveMinimum": true, "minimum": 0}"#,
+            r#"{"$schema": "https://example.com/my-meta"}"#,
+            r#"{"properties": {"a": {"$id": "https://example.com/a"}}}"#,
+            r#"{"unknownKeyword": 1}"#,
+        ] {
+            assert!(Proof::compile(&value(schema), true).is_none(), "{schema}");
+        }
+        // Without format assertion, any format is an annotation.
+        assert!(Proof::compile(&value(r#"{"format": "email"}"#), false).is_some());
+    }
+
+    #[test]
+    fn the_trade_documents_are_proven() {
+        let pairs = [
+            (
+                include_str!("../../../../examples/trade/input.schema.json"),
+                include_str!("../../../../examples/trade/trade.json"),
+            ),
+            (
+                include_str!("../../../../examples/trade/input.schema.json"),
+                include_str!("../../../../examples/trade/trade-precision.json"),
+            ),
+            (
+                include_str!("../../../../examples/trade/output.schema.json"),
+                include_str!("../../../../examples/trade/expected.json"),
+            ),
+            (
+                include_str!("../../../../examples/trade/output.schema.json"),
+                include_str!("../../../../examples/trade/expected-precision.json"),
+            ),
+        ];
+        for (schema, document) in pairs {
+            let proof =
+                Proof::compile(&value(schema), true).expect("the trade schemas have a proof");
+            let doc = Doc::parse(document, &Limits::default()).expect("the document reads");
+            assert!(proof.holds(doc.root()), "{document}");
+        }
+    }
+
+    /// Every member of the trade replaced by values of every kind: the proof never accepts
+    /// what jsonschema rejects, and accepts what jsonschema accepts.
+    #[test]
+    fn altered_trades_are_judged_as_jsonschema_judges_them() {
+        let schema_value = value(include_str!("../../../../examples/trade/input.schema.json"));
+        let schema = Schema::compile(&schema_value, &SchemaOptions::default()).expect("compiles");
+        let proof = Proof::compile(&schema_value, true).expect("has a proof");
+        let trade = value(include_str!("../../../../examples/trade/trade.json"));
+        let mut replacements: Vec<String> = NUMBERS.iter().map(|n| (*n).to_owned()).collect();
+        replacements.extend(
+            STRINGS
+                .iter()
+                .map(|s| serde_json::to_string(s).expect("serialises")),
+        );
+        replacements.extend(
+            [
+                "null",
+                "true",
+                "[]",
+                "{}",
+                "[\"a\",\"a\"]",
+                "[\"a\",\"b\"]",
+                "\"EURUSD\"",
+                "\"5493001KJTIIGC8Y1R12\"",
+                "\"T-2026-1\"",
+                "\"2026-11-27\"",
+                "\"buy\"",
+                "\"SELL\"",
+                "\"fx_spot\"",
+                "{\"type\":\"fx_spot\"}",
+                "{\"id\":\"A\",\"x\":1}",
+                "[{\"type\":\"a\",\"amount\":1,\"currency\":\"EUR\"}]",
+                "[{\"type\":\"a\",\"amount\":-1,\"currency\":\"EUR\"}]",
+                "[{\"type\":\"a\",\"amount\":1e1,\"currency\":\"EUR\"}]",
+            ]
+            .map(str::to_owned),
+        );
+        let mut paths = Vec::new();
+        leaf_paths(&trade, &mut Vec::new(), &mut paths);
+        let (mut checked, mut agreed) = (0, 0);
+        for path in &paths {
+            for replacement in &replacements {
+                let mut altered = trade.clone();
+                *pointer_mut(&mut altered, path) = value(replacement);
+                let text = serde_json::to_string(&altered).expect("serialises");
+                let doc = Doc::parse(&text, &Limits::default()).expect("reads");
+                let judged = schema.is_valid(&value(&text));
+                let holds = proof.holds(doc.root());
+                assert!(!holds || judged, "accepted {text}");
+                checked += 1;
+                agreed += usize::from(holds == judged);
+            }
+        }
+        assert!(checked > 1_000, "{checked}");
+        assert!(agreed * 100 > checked * 95, "{agreed} of {checked} agree");
+    }
+
+    fn leaf_paths(value: &Value, at: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+        out.push(at.clone());
+        match value {
+            Value::Object(members) => {
+                for (key, member) in members {
+                    at.push(key.clone());
+                    leaf_paths(member, at, out);
+                    at.pop();
+                }
+            }
+            Value::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    at.push(index.to_string());
+                    leaf_paths(item, at, out);
+                    at.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn pointer_mut<'v>(value: &'v mut Value, path: &[String]) -> &'v mut Value {
+        path.iter().fold(value, |node, step| match node {
+            Value::Array(items) => &mut items[step.parse::<usize>().expect("an index")],
+            node => &mut node[step.as_str()],
+        })
+    }
+
+    /// The DFA answers as `regex` does, on patterns of every kind jsonschema's translation
+    /// produces and on strings of every class they test.
+    #[test]
+    fn patterns_match_as_regex_matches() {
+        let patterns = [
+            "^[a-c]+$",
+            "b",
+            "^a.c$",
+            "\\d",
+            "^\\w+$",
+            "^[A-Z]{3}$",
+            "x|y",
+            "^\\S*$",
+            "^.{2}$",
+            "^T-[0-9]{4}-[0-9]+$",
+            "^[0-9]+(\\.[0-9]+)?$",
+            "\\bword\\b",
+            "^\\p{L}+$",
+            "[^a]",
+            "^$",
+            "é",
+            "(?i)abc",
+            "^\\s",
+            "a{2,3}",
+            "^[\\u0041-\\u005A]$",
+        ];
+        let texts = [
+            "",
+            "a",
+            "abc",
+            "ABC",
+            "aXc",
+            "a\nc",
+            "a\rc",
+            "\u{663}",
+            "7",
+            "word",
+            "a word b",
+            "é",
+            "ÉCOLE",
+            "T-2026-1",
+            "1.5",
+            "1.",
+            " x",
+            "\u{2028}",
+            "aa",
+            "aaaa",
+            "Z",
+            "\u{1F600}",
+        ];
+        let (mut dense, mut total) = (0, 0);
+        for source in patterns {
+            let translated = jsonschema_regex::to_rust_regex(source).expect("translates");
+            let reference = Regex::new(&translated).expect("compiles");
+            let compiled = pattern(source).expect("compiles");
+            dense += usize::from(matches!(compiled, Pattern::Dense(_)));
+            total += 1;
+            for text in texts {
+                assert_eq!(
+                    compiled.is_match(text),
+                    reference.is_match(text),
+                    "{source} on {text:?}"
+                );
+            }
+        }
+        assert!(
+            dense > total / 2 && dense < total,
+            "{dense} of {total} patterns on the DFA"
+        );
+    }
+
+    fn compare_decimals(a: &str, b: &str) -> Option<Ordering> {
+        Some(Decimal::read(a)?.cmp(&Decimal::read(b)?))
+    }
+
+    #[test]
+    fn repeated_strings_are_found_in_arrays_of_any_length() {
+        let mut state = 0x1319_8A2E_0370_7344;
+        for _ in 0..5_000 {
+            let length = xorshift(&mut state) % 20;
+            let items: Vec<String> = (0..length)
+                .map(|_| format!("\"{}\"", xorshift(&mut state) % 40))
+                .collect();
+            let text = format!("[{}]", items.join(","));
+            let doc = Doc::parse(&text, &Limits::default()).expect("reads");
+            let distinct: std::collections::HashSet<&String> = items.iter().collect();
+            assert_eq!(
+                distinct_strings(doc.root()),
+                distinct.len() == items.len(),
+                "{text}"
+            );
+        }
+        let doc = Doc::parse(r#"["a", 1]"#, &Limits::default()).expect("reads");
+        assert!(!distinct_strings(doc.root()), "only strings are told apart");
+    }
+
+    #[test]
+    fn decimals_are_ordered_exactly() {
+        let ordered = [
+            "-100.5",
+            "-100",
+            "-2.5",
+            "-1",
+            "-0.30000000000000001",
+            "-0.3",
+            "0",
+            "0.1",
+            "0.30000000000000001",
+            "0.31",
+            "1",
+            "1.000000000000000000001",
+            "2",
+            "9007199254740992",
+            "9007199254740993",
+            "12345678901234567890",
+        ];
+        for (i, a) in ordered.iter().enumerate() {
+            for (j, b) in ordered.iter().enumerate() {
+                assert_eq!(compare_decimals(a, b), Some(i.cmp(&j)), "{a} {b}");
+            }
+        }
+        for (a, b) in [
+            ("0", "-0"),
+            ("-0.000", "0"),
+            ("1.50", "1.5"),
+            ("007", "7.0"),
+        ] {
+            assert_eq!(compare_decimals(a, b), Some(Ordering::Equal), "{a} {b}");
+        }
+        assert_eq!(compare_decimals("1e2", "100"), None);
+    }
+
+    /// Dates and times built from random digits around every field's limits: whatever the
+    /// proof's format checks accept, jsonschema's accept.
+    #[test]
+    fn dates_and_times_the_proof_accepts_jsonschema_accepts() {
+        let date = Schema::compile(&value(r#"{"format":"date"}"#), &SchemaOptions::default())
+            .expect("compiles");
+        let date_time = Schema::compile(
+            &value(r#"{"format":"date-time"}"#),
+            &SchemaOptions::default(),
+        )
+        .expect("compiles");
+        let mut state = 0xB7E1_5162_8AED_2A6A;
+        let two = |state: &mut u64, most: u64| format!("{:02}", xorshift(state) % most);
+        let (mut dates, mut times) = (0, 0);
+        for _ in 0..100_000 {
+            let year = pick(&mut state, &["2024", "2026", "1900", "2000", "0000"]).to_string();
+            let day = format!("{year}-{}-{}", two(&mut state, 14), two(&mut state, 33));
+            let zone = match xorshift(&mut state) % 4 {
+                0 => "Z".to_owned(),
+                1 => pick(&mut state, &["z", "", "+1:00"]).to_string(),
+                _ => format!(
+                    "{}{}:{}",
+                    pick(&mut state, &["+", "-"]),
+                    two(&mut state, 26),
+                    two(&mut state, 61)
+                ),
+            };
+            let fraction = pick(&mut state, &["", ".5", ".", ".123456"]).to_string();
+            let separator = pick(&mut state, &["T", "T", "t", " "]).to_string();
+            let stamp = format!(
+                "{day}{separator}{}:{}:{}{fraction}{zone}",
+                two(&mut state, 25),
+                two(&mut state, 61),
+                two(&mut state, 62)
+            );
+            let as_doc = |text: &str| serde_json::to_string(text).expect("serialises");
+            let text = as_doc(&day);
+            let doc = Doc::parse(&text, &Limits::default()).expect("reads");
+            if is_date(&day) {
+                dates += 1;
+                assert!(date.inner.doc_validator.is_valid(doc.root()), "{day}");
+            }
+            let text = as_doc(&stamp);
+            let doc = Doc::parse(&text, &Limits::default()).expect("reads");
+            if is_date_time(&stamp) {
+                times += 1;
+                assert!(
+                    date_time.inner.doc_validator.is_valid(doc.root()),
+                    "{stamp}"
+                );
+            }
+        }
+        assert!(
+            dates > 10_000 && times > 1_000,
+            "{dates} dates, {times} times accepted"
+        );
+    }
+}
