@@ -31,27 +31,101 @@ use crate::parse::{checked_text, number_literal_end};
 use crate::{Limits, Value};
 
 /// One parsed document. The root is node 0.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Doc<'a> {
     nodes: Vec<Node<'a>>,
+    /// The text of the strings that could not be borrowed (escaped, or computed); nodes hold
+    /// their index ([`Text::Owned`]). Kept apart so that a node owns nothing: dropping a
+    /// document frees two vectors rather than visiting every node.
+    owned: Vec<String>,
+}
+
+/// A string's or a number's text: borrowed from the input or the program, or the index of a
+/// string of [`Doc::owned`].
+#[derive(Debug, Clone, Copy)]
+enum Text<'a> {
+    Borrowed(&'a str),
+    Owned(u32),
+}
+
+impl<'a> Text<'a> {
+    fn resolve<'s>(self, owned: &'s [String]) -> &'s str
+    where
+        'a: 's,
+    {
+        match self {
+            Text::Borrowed(text) => text,
+            Text::Owned(at) => &owned[at as usize],
+        }
+    }
+
+    /// `text` as a node's text, moving it into `owned` if it is owned. Inlined: nearly all
+    /// text is borrowed, and the call cost more than the test.
+    #[inline(always)]
+    fn store(text: Cow<'a, str>, owned: &mut Vec<String>) -> Text<'a> {
+        match text {
+            Cow::Borrowed(text) => Text::Borrowed(text),
+            Cow::Owned(text) => Text::own(text, owned),
+        }
+    }
+
+    #[inline(never)]
+    fn own(text: String, owned: &mut Vec<String>) -> Text<'a> {
+        let at = u32::try_from(owned.len()).expect("a document has fewer than 2^32 strings");
+        owned.push(text);
+        Text::Owned(at)
+    }
+}
+
+/// Two documents are equal when their nodes are, text compared as text (wherever it is kept).
+impl PartialEq for Doc<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        let text = |doc: &Self, t: Text<'_>| -> String { t.resolve(&doc.owned).to_owned() };
+        self.nodes.len() == other.nodes.len()
+            && self.nodes.iter().zip(&other.nodes).all(|pair| match pair {
+                (Node::Number(a), Node::Number(b)) | (Node::String(a), Node::String(b)) => {
+                    text(self, *a) == text(other, *b)
+                }
+                (Node::Key { text: a, next: x }, Node::Key { text: b, next: y }) => {
+                    x == y && text(self, *a) == text(other, *b)
+                }
+                (a, b) => {
+                    std::mem::discriminant(a) == std::mem::discriminant(b)
+                        && {
+                            match (a, b) {
+                                (Node::Bool(x), Node::Bool(y)) => x == y,
+                                (
+                                    Node::Array { len: l, end: e },
+                                    Node::Array { len: m, end: f },
+                                )
+                                | (
+                                    Node::Object { len: l, end: e },
+                                    Node::Object { len: m, end: f },
+                                ) => l == m && e == f,
+                                _ => true,
+                            }
+                        }
+                }
+            })
+    }
 }
 
 /// One node. An array's elements follow it in order; an object's members follow it as a
 /// [`Node::Key`] and then the value. `end` is the index just past the container's last
 /// descendant, so a reader steps over a whole element without visiting it, and a key's `next`
 /// is where the following member's key is, so a lookup goes from key to key.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy)]
 enum Node<'a> {
     Null,
     Bool(bool),
     /// The number exactly as written (owned when a transform computed it).
-    Number(Cow<'a, str>),
+    Number(Text<'a>),
     /// Borrowed unless the string had escapes.
-    String(Cow<'a, str>),
+    String(Text<'a>),
     /// An object member's key (borrowed unless it had escapes); `next` is the index just past
     /// the member's value.
     Key {
-        text: Cow<'a, str>,
+        text: Text<'a>,
         next: u32,
     },
     Array {
@@ -92,6 +166,7 @@ impl<'a> Doc<'a> {
             // bytes); a guess, not a bound, and a large document grows from 64k nodes rather
             // than reserving for its whole size at once.
             nodes: Vec::with_capacity((text.len() / 8 + 2).min(1 << 16)),
+            owned: Vec::new(),
             // Room for typical nesting and objects without regrowing.
             open: Vec::with_capacity(8),
             keys: Vec::with_capacity(32),
@@ -100,6 +175,7 @@ impl<'a> Doc<'a> {
         parser.document()?;
         Some(Doc {
             nodes: parser.nodes,
+            owned: parser.owned,
         })
     }
 
@@ -112,7 +188,8 @@ impl<'a> Doc<'a> {
     /// A document that is one string, owning its text.
     pub(crate) fn string(text: String) -> Doc<'static> {
         Doc {
-            nodes: vec![Node::String(Cow::Owned(text))],
+            nodes: vec![Node::String(Text::Owned(0))],
+            owned: vec![text],
         }
     }
 
@@ -136,6 +213,7 @@ impl<'a> Doc<'a> {
 #[derive(Debug)]
 pub(crate) struct Builder<'a> {
     nodes: Vec<Node<'a>>,
+    owned: Vec<String>,
 }
 
 impl<'a> Builder<'a> {
@@ -143,11 +221,16 @@ impl<'a> Builder<'a> {
     pub(crate) fn with_capacity(nodes: usize) -> Self {
         Builder {
             nodes: Vec::with_capacity(nodes),
+            // A transform's output owns what it computed: a few numbers and strings.
+            owned: Vec::with_capacity(8),
         }
     }
 
     pub(crate) fn finish(self) -> Doc<'a> {
-        Doc { nodes: self.nodes }
+        Doc {
+            nodes: self.nodes,
+            owned: self.owned,
+        }
     }
 
     pub(crate) fn null(&mut self) {
@@ -160,10 +243,12 @@ impl<'a> Builder<'a> {
 
     /// A number; `text` must be JSON number text.
     pub(crate) fn number(&mut self, text: Cow<'a, str>) {
+        let text = Text::store(text, &mut self.owned);
         self.nodes.push(Node::Number(text));
     }
 
     pub(crate) fn string(&mut self, text: Cow<'a, str>) {
+        let text = Text::store(text, &mut self.owned);
         self.nodes.push(Node::String(text));
     }
 
@@ -194,10 +279,8 @@ impl<'a> Builder<'a> {
         let mut count = 0;
         for (key, value) in members {
             let key_at = self.nodes.len();
-            self.nodes.push(Node::Key {
-                text: key.into(),
-                next: 0,
-            });
+            let text = Text::store(key.into(), &mut self.owned);
+            self.nodes.push(Node::Key { text, next: 0 });
             write(self, value);
             let end = self.len_u32();
             if let Node::Key { next, .. } = &mut self.nodes[key_at] {
@@ -219,32 +302,44 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// A copy of `value` and its descendants, sharing its borrowed text.
+    /// A copy of `value` and its descendants, sharing its borrowed text (owned text is
+    /// copied).
     pub(crate) fn copy(&mut self, value: DocRef<'_, 'a>) {
-        let (from, to) = match value.node() {
-            Node::Array { end, .. } | Node::Object { end, .. } => (value.index, *end as usize),
+        let (from, to) = match *value.node() {
+            Node::Array { end, .. } | Node::Object { end, .. } => (value.index, end as usize),
+            // Most of what a transform copies: no links to shift, no text to copy.
+            Node::Number(Text::Owned(_)) | Node::String(Text::Owned(_)) => {
+                (value.index, value.index + 1)
+            }
             scalar => {
-                // No links to shift: most of what a transform copies.
-                self.nodes.push(scalar.clone());
+                self.nodes.push(scalar);
                 return;
             }
         };
         let shift = self.len_u32().wrapping_sub(from as u32);
+        let source = &value.doc.owned;
+        let owned = &mut self.owned;
+        let mut text = |text: Text<'a>| match text {
+            Text::Borrowed(_) => text,
+            Text::Owned(_) => Text::store(Cow::Owned(text.resolve(source).to_owned()), owned),
+        };
         self.nodes
-            .extend(value.doc.nodes[from..to].iter().map(|node| match node {
+            .extend(value.doc.nodes[from..to].iter().map(|&node| match node {
                 Node::Array { len, end } => Node::Array {
-                    len: *len,
+                    len,
                     end: end.wrapping_add(shift),
                 },
                 Node::Object { len, end } => Node::Object {
-                    len: *len,
+                    len,
                     end: end.wrapping_add(shift),
                 },
-                Node::Key { text, next } => Node::Key {
-                    text: text.clone(),
+                Node::Key { text: t, next } => Node::Key {
+                    text: text(t),
                     next: next.wrapping_add(shift),
                 },
-                node => node.clone(),
+                Node::Number(t) => Node::Number(text(t)),
+                Node::String(t) => Node::String(text(t)),
+                node => node,
             }));
     }
 
@@ -288,9 +383,9 @@ fn end_of(nodes: &[Node<'_>], index: usize) -> usize {
 }
 
 /// The text of the key node at `index`, and the index of the next member's key.
-fn key_at<'n>(nodes: &'n [Node<'_>], index: usize) -> (&'n str, usize) {
-    match &nodes[index] {
-        Node::Key { text, next } => (text, *next as usize),
+fn key_at<'n, 'a: 'n>(nodes: &[Node<'a>], owned: &'n [String], index: usize) -> (&'n str, usize) {
+    match nodes[index] {
+        Node::Key { text, next } => (text.resolve(owned), next as usize),
         _ => unreachable!("an object member starts with its key"),
     }
 }
@@ -352,16 +447,16 @@ impl<'d, 'a> DocRef<'d, 'a> {
     }
 
     pub fn as_str(&self) -> Option<&'d str> {
-        match self.node() {
-            Node::String(text) | Node::Key { text, .. } => Some(text),
+        match *self.node() {
+            Node::String(text) | Node::Key { text, .. } => Some(text.resolve(&self.doc.owned)),
             _ => None,
         }
     }
 
     /// A number's literal text.
     pub fn number_text(&self) -> Option<&'d str> {
-        match self.node() {
-            Node::Number(text) => Some(text),
+        match *self.node() {
+            Node::Number(text) => Some(text.resolve(&self.doc.owned)),
             _ => None,
         }
     }
@@ -408,7 +503,7 @@ impl<'d, 'a> DocRef<'d, 'a> {
         let nodes = &self.doc.nodes;
         let mut at = self.index + 1;
         for _ in 0..*len {
-            let (name, next) = key_at(nodes, at);
+            let (name, next) = key_at(nodes, &self.doc.owned, at);
             if same_key(name, key) {
                 return Some(DocRef {
                     doc: self.doc,
@@ -439,7 +534,7 @@ impl<'d, 'a> DocRef<'d, 'a> {
         let mut at = slot.map_or(first, |i| hints.slots[i].2);
         let nodes = &self.doc.nodes;
         for _ in 0..len {
-            let (name, next) = key_at(nodes, at);
+            let (name, next) = key_at(nodes, &self.doc.owned, at);
             let next = if next == end { first } else { next };
             if same_key(name, key) {
                 let i = slot.unwrap_or_else(|| {
@@ -467,8 +562,12 @@ impl<'d, 'a> DocRef<'d, 'a> {
             Node::Bool(value) => Value::Bool(*value),
             // The text was checked against the JSON number grammar by the parser, which is
             // all `from_string_unchecked` asks (`parse.rs` builds its numbers the same way).
-            Node::Number(text) => Value::Number(Number::from_string_unchecked(text.to_string())),
-            Node::String(text) | Node::Key { text, .. } => Value::String(text.to_string()),
+            Node::Number(_) => Value::Number(Number::from_string_unchecked(
+                self.number_text().unwrap_or_default().to_owned(),
+            )),
+            Node::String(_) | Node::Key { .. } => {
+                Value::String(self.as_str().unwrap_or_default().to_owned())
+            }
             Node::Array { len, .. } => {
                 let mut items = Vec::with_capacity(*len as usize);
                 items.extend(self.elements().map(|element| element.to_value()));
@@ -543,7 +642,7 @@ impl<'d, 'a> Iterator for Members<'d, 'a> {
             return None;
         }
         self.remaining -= 1;
-        let (key, next) = key_at(&self.doc.nodes, self.next);
+        let (key, next) = key_at(&self.doc.nodes, &self.doc.owned, self.next);
         let value = DocRef {
             doc: self.doc,
             index: self.next + 1,
@@ -619,7 +718,7 @@ fn fingerprint(key: &str) -> u64 {
 }
 
 /// A container being read.
-struct Open<'a> {
+struct Open {
     node: usize,
     object: bool,
     len: u32,
@@ -628,7 +727,7 @@ struct Open<'a> {
     /// Where an object's keys start in [`Parser::keys`].
     keys_from: usize,
     /// An object's keys once it has more than [`SCANNED_KEYS`] members.
-    key_set: Option<HashSet<Cow<'a, str>>>,
+    key_set: Option<HashSet<String>>,
 }
 
 struct Parser<'a> {
@@ -636,7 +735,9 @@ struct Parser<'a> {
     bytes: &'a [u8],
     pos: usize,
     nodes: Vec<Node<'a>>,
-    open: Vec<Open<'a>>,
+    /// The text of strings with escapes ([`Doc::owned`]).
+    owned: Vec<String>,
+    open: Vec<Open>,
     /// The keys of the open objects, outermost first: each key's [`fingerprint`] and its
     /// node, for finding repeated keys without walking the nodes.
     keys: Vec<(u64, usize)>,
@@ -704,6 +805,7 @@ impl<'a> Parser<'a> {
                 }
                 b'"' => {
                     let text = self.string()?;
+                    let text = Text::store(text, &mut self.owned);
                     self.nodes.push(Node::String(text));
                     return Some(());
                 }
@@ -759,11 +861,11 @@ impl<'a> Parser<'a> {
         let top = self.open.last_mut()?;
         let earlier = &self.keys[top.keys_from..];
         let print = fingerprint(&key);
-        let nodes = &self.nodes;
+        let (nodes, owned) = (&self.nodes, &self.owned);
         if earlier.len() < SCANNED_KEYS {
             if earlier
                 .iter()
-                .any(|&(p, at)| p == print && key_at(nodes, at).0 == key)
+                .any(|&(p, at)| p == print && key_at(nodes, owned, at).0 == key)
             {
                 return None;
             }
@@ -771,19 +873,17 @@ impl<'a> Parser<'a> {
             let set = top.key_set.get_or_insert_with(|| {
                 earlier
                     .iter()
-                    .map(|&(_, at)| match &nodes[at] {
-                        Node::Key { text, .. } => text.clone(),
-                        _ => unreachable!("keys are key nodes"),
-                    })
+                    .map(|&(_, at)| key_at(nodes, owned, at).0.to_owned())
                     .collect()
             });
-            if !set.insert(key.clone()) {
+            if !set.insert(key.to_string()) {
                 return None;
             }
         }
         self.keys.push((print, self.nodes.len()));
         top.key_node = self.nodes.len();
-        self.nodes.push(Node::Key { text: key, next: 0 });
+        let text = Text::store(key, &mut self.owned);
+        self.nodes.push(Node::Key { text, next: 0 });
         self.skip_whitespace();
         (self.next_byte()? == b':').then_some(())
     }
@@ -803,7 +903,7 @@ impl<'a> Parser<'a> {
         let start = self.pos;
         self.pos = number_literal_end(self.bytes, start)?;
         self.nodes
-            .push(Node::Number(Cow::Borrowed(&self.text[start..self.pos])));
+            .push(Node::Number(Text::Borrowed(&self.text[start..self.pos])));
         Some(())
     }
 
@@ -1304,6 +1404,42 @@ mod tests {
             }
             bytes
         }
+    }
+
+    /// Every subtree of generated documents (escaped strings and keys included, whose text
+    /// the document owns) copied into a builder that already owns text of its own.
+    #[test]
+    fn copies_of_every_subtree_read_as_the_subtree() {
+        let mut generator = Gen(0x3C6E_F372_FE94_F82B);
+        let (mut copies, mut owned) = (0, 0);
+        for _ in 0..8_000 {
+            let mut text = String::new();
+            generator.value(&mut text, 0);
+            let Some(doc) = Doc::parse(&text, &Limits::default()) else {
+                continue;
+            };
+            for index in 0..doc.nodes.len() {
+                if matches!(doc.nodes[index], Node::Key { .. }) {
+                    continue;
+                }
+                let subtree = DocRef { doc: &doc, index };
+                let mut builder = Builder::with_capacity(8);
+                builder.string(Cow::Owned("first".to_owned()));
+                builder.copy(subtree);
+                let copy = builder.finish();
+                let copied = DocRef {
+                    doc: &copy,
+                    index: 1,
+                };
+                assert_eq!(copied.to_value(), subtree.to_value(), "{text}");
+                copies += 1;
+                owned += copy.owned.len() - 1;
+            }
+        }
+        assert!(
+            copies > 10_000 && owned > 100,
+            "{copies} copies, {owned} owned strings"
+        );
     }
 
     #[test]

@@ -750,13 +750,45 @@ impl<'a> Run<'a> {
     /// that case, computed without collecting outputs. Each branch evaluates the same parts in
     /// the same order as the corresponding branch of `eval`, so errors (left to jaq) arise
     /// alike.
+    ///
+    /// It also answers the terms [`Run::single`] names, in the same match: one dispatch a term.
     fn at_most_one(&mut self, node: &'a Node, input: &V<'a>) -> Result<Option<V<'a>>, Stop> {
         self.tick()?;
-        if let Some(single) = self.single(node, input) {
-            return single;
-        }
         let owned = |v: Value| Some(V::owned(v));
         Ok(match node {
+            Node::Id => Some(input.clone()),
+            Node::Const(c) => Some(V::Ref(c)),
+            Node::One(inner) => return self.at_most_one(inner, input),
+            Node::Var(x) => match self.vars.iter().rev().find(|(name, _)| name == x) {
+                Some((_, v)) => Some(v.clone()),
+                None => return Err(Stop::Fallback),
+            },
+            Node::Path(head, steps) if steps.iter().all(|(s, _)| !matches!(s, Step::Iter)) => {
+                // `.a.b`, the commonest path, starts at the input without a call.
+                let head = match &**head {
+                    Node::Id => Some(input.clone()),
+                    head => self.at_most_one(head, input)?,
+                };
+                let Some(mut v) = head else {
+                    return Ok(None);
+                };
+                for (step, opt) in steps {
+                    let next = match (step, v) {
+                        // A member of an input object, the common step, without `index`'s
+                        // match (and with `v` moved, so nothing is dropped).
+                        (Step::Key(k), V::Doc(d)) if d.kind() == Kind::Object => {
+                            Some(d.get_near(k, &mut self.hints).map_or(V::Ref(&NULL), V::Doc))
+                        }
+                        (step, v) => index(step, v, &mut self.hints),
+                    };
+                    v = match (next, opt) {
+                        (Some(v), _) => v,
+                        (None, Opt::Optional) => return Ok(None),
+                        (None, Opt::Essential) => return Err(Stop::Fallback),
+                    };
+                }
+                Some(v)
+            }
             Node::Empty => None,
             Node::Arr(f) => Some(self.array(f.as_deref(), input)?),
             Node::Obj(fields) => Some(self.object(fields, input)?),
@@ -815,7 +847,7 @@ impl<'a> Run<'a> {
                 Some(c) => self.at_most_one(if c.truthy() { then } else { otherwise }, input)?,
                 None => None,
             },
-            // A path whose head `single` does not answer.
+            // A path with `[]` (never marked: it may yield several).
             Node::Path(head, steps) => {
                 let Some(mut v) = self.at_most_one(head, input)? else {
                     return Ok(None);
@@ -829,56 +861,16 @@ impl<'a> Run<'a> {
                 }
                 Some(v)
             }
-            // `single` answers the others; `,` is never marked.
-            Node::Id | Node::Const(_) | Node::Var(_) | Node::One(_) | Node::Comma(..) => {
-                return Err(Stop::Fallback);
-            }
+            // `,` is never marked.
+            Node::Comma(..) => return Err(Stop::Fallback),
         })
     }
 
-    /// The output of a term that yields at most one value (`.`, a literal, a variable, a path
-    /// without `[]`), computed without collecting; `None` for every other term.
+    /// The output of a term that yields at most one value (`.`, a literal, a variable, a marked
+    /// term, a path without `[]` from one of these), computed by [`Run::at_most_one`] without
+    /// collecting; `None` for every other term.
     fn single(&mut self, node: &'a Node, input: &V<'a>) -> Option<Result<Option<V<'a>>, Stop>> {
-        Some(Ok(Some(match node {
-            Node::Id => input.clone(),
-            Node::Const(c) => V::Ref(c),
-            Node::One(inner) => return Some(self.at_most_one(inner, input)),
-            Node::Var(x) => match self.vars.iter().rev().find(|(name, _)| name == x) {
-                Some((_, v)) => v.clone(),
-                None => return Some(Err(Stop::Fallback)),
-            },
-            Node::Path(head, steps) if steps.iter().all(|(s, _)| !matches!(s, Step::Iter)) => {
-                // `.a.b`, the commonest path, starts at the input without a call.
-                let mut v = match &**head {
-                    Node::Id => input.clone(),
-                    head => match self.single(head, input)? {
-                        Ok(Some(v)) => v,
-                        other => return Some(other),
-                    },
-                };
-                for (step, opt) in steps {
-                    let next = match (step, v) {
-                        // A member of an input object, the common step, without `index`'s
-                        // match (and with `v` moved, so nothing is dropped).
-                        (Step::Key(k), V::Doc(d)) if d.kind() == Kind::Object => {
-                            Some(d.get_near(k, &mut self.hints).map_or(V::Ref(&NULL), V::Doc))
-                        }
-                        (step, v) => index(step, v, &mut self.hints),
-                    };
-                    v = match next {
-                        Some(v) => v,
-                        None => {
-                            return Some(match opt {
-                                Opt::Essential => Err(Stop::Fallback),
-                                Opt::Optional => Ok(None),
-                            });
-                        }
-                    };
-                }
-                v
-            }
-            _ => return None,
-        })))
+        answered_alone(node).then(|| self.at_most_one(node, input))
     }
 
     /// An operand: a bound variable's place, or the value of any other term that yields at
@@ -917,6 +909,17 @@ impl<'a> Run<'a> {
             1 => Ok(out.pop().unwrap_or(V::Ref(&NULL))),
             _ => Err(Stop::Fallback),
         }
+    }
+}
+
+/// Whether [`Run::single`] answers `node`.
+fn answered_alone(node: &Node) -> bool {
+    match node {
+        Node::Id | Node::Const(_) | Node::Var(_) | Node::One(_) => true,
+        Node::Path(head, steps) => {
+            steps.iter().all(|(s, _)| !matches!(s, Step::Iter)) && answered_alone(head)
+        }
+        _ => false,
     }
 }
 
