@@ -1049,16 +1049,7 @@ mod tests {
     /// produces and on strings of every class they test.
     #[test]
     fn patterns_match_as_regex_matches() {
-        let patterns = [
-            "^[a-c]+$",
-            "b",
-            "^a.c$",
-            "\\d",
-            "^\\w+$",
-            "^[A-Z]{3}$",
-            "x|y",
-            "^\\S*$",
-            "^.{2}$",
+        let more = [
             "^T-[0-9]{4}-[0-9]+$",
             "^[0-9]+(\\.[0-9]+)?$",
             "\\bword\\b",
@@ -1071,6 +1062,8 @@ mod tests {
             "a{2,3}",
             "^[\\u0041-\\u005A]$",
         ];
+        // All but the lookahead, which only fancy-regex runs.
+        let patterns = PATTERNS.iter().chain(&more).filter(|p| **p != "(?=a)");
         let texts = [
             "",
             "a",
@@ -1096,7 +1089,7 @@ mod tests {
             "\u{1F600}",
         ];
         let (mut dense, mut total) = (0, 0);
-        for source in patterns {
+        for &source in patterns {
             let translated = jsonschema_regex::to_rust_regex(source).expect("translates");
             let reference = Regex::new(&translated).expect("compiles");
             let compiled = pattern(source).expect("compiles");
