@@ -40,8 +40,12 @@ impl Proof {
     ///
     /// [`SchemaOptions::validate_formats`]: super::SchemaOptions::validate_formats
     pub(crate) fn compile(schema: &Value, formats: bool) -> Option<Proof> {
+        let mut compiler = Compiler {
+            formats,
+            dfa_budget: DFA_BUDGET,
+        };
         Some(Proof {
-            root: shape(schema, true, formats)?,
+            root: compiler.shape(schema, true)?,
         })
     }
 
@@ -150,140 +154,174 @@ const ANNOTATIONS: [&str; 8] = [
     "writeOnly",
 ];
 
-/// Compiles one subschema; `None` when anything in it is outside the subset.
-fn shape(schema: &Value, root: bool, formats: bool) -> Option<Shape> {
-    let members = match schema {
-        Value::Bool(allowed) => {
-            return Some(Shape {
-                never: !allowed,
-                ..Shape::default()
-            });
-        }
-        Value::Object(members) => members,
-        _ => return None,
-    };
-    let mut shape = Shape::default();
-    let mut string = StringShape::default();
-    let mut array = ArrayShape::default();
-    let mut object = ObjectShape::default();
-    let mut required = Vec::new();
-    for (keyword, value) in members {
-        match keyword.as_str() {
-            // Which draft applies does not change the keywords below (draft 4's boolean
-            // `exclusiveMinimum` is refused), but a meta-schema of someone else's might.
-            "$schema" if root => {
-                let uri = value.as_str()?.trim_end_matches('#');
-                Draft::ALL
-                    .iter()
-                    .find(|draft| draft.meta_schema_uri().trim_end_matches('#') == uri)?;
-            }
-            "$id" if root => {
-                value.as_str()?;
-            }
-            keyword if ANNOTATIONS.contains(&keyword) => {}
-            "type" => {
-                shape.types = Some(match value {
-                    Value::String(name) => Types::named(name)?,
-                    Value::Array(names) => names
-                        .iter()
-                        .try_fold(0, |bits, name| Some(bits | Types::named(name.as_str()?)?))?,
-                    _ => return None,
-                });
-            }
-            "enum" => shape.values.push(value.as_array()?.clone()),
-            "const" => shape.values.push(vec![value.clone()]),
-            "minLength" => string.min_length = Some(value.as_u64()?),
-            "maxLength" => string.max_length = Some(value.as_u64()?),
-            "pattern" => string.patterns.push(pattern(value.as_str()?)?),
-            // Not asserted, `format` is an annotation.
-            "format" if !formats => {}
-            "format" => {
-                string.format = Some(match value.as_str()? {
-                    "date" => Format::Date,
-                    "date-time" => Format::DateTime,
-                    _ => return None,
-                });
-            }
-            "minimum" => shape.bounds.push((Bound::Minimum, Limit::of(value)?)),
-            "maximum" => shape.bounds.push((Bound::Maximum, Limit::of(value)?)),
-            "exclusiveMinimum" => shape
-                .bounds
-                .push((Bound::ExclusiveMinimum, Limit::of(value)?)),
-            "exclusiveMaximum" => shape
-                .bounds
-                .push((Bound::ExclusiveMaximum, Limit::of(value)?)),
-            "minItems" => array.min_items = Some(value.as_u64()?),
-            "maxItems" => array.max_items = Some(value.as_u64()?),
-            "uniqueItems" => array.unique_items = value.as_bool()?,
-            // A schema for every element (the array form of older drafts is refused).
-            "items" if !value.is_array() => array.items = Some(shape_of(value, formats)?),
-            "properties" => {
-                for (name, schema) in value.as_object()? {
-                    object
-                        .properties
-                        .push((name.clone(), Some(shape_of(schema, formats)?)));
-                }
-            }
-            "required" => {
-                for name in value.as_array()? {
-                    required.push(name.as_str()?.to_owned());
-                }
-            }
-            "additionalProperties" => object.additional = Some(shape_of(value, formats)?),
-            "minProperties" => object.min_properties = Some(value.as_u64()?),
-            "maxProperties" => object.max_properties = Some(value.as_u64()?),
-            _ => return None,
-        }
-    }
-    for name in required {
-        let at = match object
-            .properties
-            .iter()
-            .position(|(known, _)| *known == name)
-        {
-            Some(at) => at,
-            None => {
-                object.properties.push((name, None));
-                object.properties.len() - 1
-            }
-        };
-        // One bit a property: more than 64 are left to jsonschema.
-        object.required |= 1u64.checked_shl(u32::try_from(at).ok()?)?;
-    }
-    if object.properties.len() > 64 {
-        return None;
-    }
-    let has_object_keywords = !object.properties.is_empty()
-        || object.additional.is_some()
-        || object.min_properties.is_some()
-        || object.max_properties.is_some();
-    if has_object_keywords {
-        shape.object = Some(Box::new(object));
-    }
-    let has_string_keywords = string.min_length.is_some()
-        || string.max_length.is_some()
-        || !string.patterns.is_empty()
-        || string.format.is_some();
-    if has_string_keywords {
-        shape.string = Some(Box::new(string));
-    }
-    let has_array_keywords = array.min_items.is_some()
-        || array.max_items.is_some()
-        || array.unique_items
-        || array.items.is_some();
-    if has_array_keywords {
-        shape.array = Some(Box::new(array));
-    }
-    Some(shape)
+/// What compiling one schema carries from subschema to subschema.
+struct Compiler {
+    /// Whether `format` is asserted.
+    formats: bool,
+    /// The memory the schema's patterns' dense DFAs may still take: past it, patterns run on
+    /// `regex`'s lazy DFA, so that a schema of many large patterns cannot take more.
+    dfa_budget: usize,
 }
 
-fn shape_of(schema: &Value, formats: bool) -> Option<Shape> {
-    shape(schema, false, formats)
+impl Compiler {
+    /// Compiles one subschema; `None` when anything in it is outside the subset.
+    fn shape(&mut self, schema: &Value, root: bool) -> Option<Shape> {
+        let formats = self.formats;
+        let members = match schema {
+            Value::Bool(allowed) => {
+                return Some(Shape {
+                    never: !allowed,
+                    ..Shape::default()
+                });
+            }
+            Value::Object(members) => members,
+            _ => return None,
+        };
+        let mut shape = Shape::default();
+        let mut string = StringShape::default();
+        let mut array = ArrayShape::default();
+        let mut object = ObjectShape::default();
+        let mut required = Vec::new();
+        for (keyword, value) in members {
+            match keyword.as_str() {
+                // Which draft applies does not change the keywords below (draft 4's boolean
+                // `exclusiveMinimum` is refused), but a meta-schema of someone else's might.
+                "$schema" if root => {
+                    let uri = value.as_str()?.trim_end_matches('#');
+                    Draft::ALL
+                        .iter()
+                        .find(|draft| draft.meta_schema_uri().trim_end_matches('#') == uri)?;
+                }
+                "$id" if root => {
+                    value.as_str()?;
+                }
+                keyword if ANNOTATIONS.contains(&keyword) => {}
+                "type" => {
+                    shape.types = Some(match value {
+                        Value::String(name) => Types::named(name)?,
+                        Value::Array(names) => names
+                            .iter()
+                            .try_fold(0, |bits, name| Some(bits | Types::named(name.as_str()?)?))?,
+                        _ => return None,
+                    });
+                }
+                "enum" => shape.values.push(value.as_array()?.clone()),
+                "const" => shape.values.push(vec![value.clone()]),
+                "minLength" => string.min_length = Some(value.as_u64()?),
+                "maxLength" => string.max_length = Some(value.as_u64()?),
+                "pattern" => string.patterns.push(self.pattern(value.as_str()?)?),
+                // Not asserted, `format` is an annotation.
+                "format" if !formats => {}
+                "format" => {
+                    string.format = Some(match value.as_str()? {
+                        "date" => Format::Date,
+                        "date-time" => Format::DateTime,
+                        _ => return None,
+                    });
+                }
+                "minimum" => shape.bounds.push((Bound::Minimum, Limit::of(value)?)),
+                "maximum" => shape.bounds.push((Bound::Maximum, Limit::of(value)?)),
+                "exclusiveMinimum" => shape
+                    .bounds
+                    .push((Bound::ExclusiveMinimum, Limit::of(value)?)),
+                "exclusiveMaximum" => shape
+                    .bounds
+                    .push((Bound::ExclusiveMaximum, Limit::of(value)?)),
+                "minItems" => array.min_items = Some(value.as_u64()?),
+                "maxItems" => array.max_items = Some(value.as_u64()?),
+                "uniqueItems" => array.unique_items = value.as_bool()?,
+                // A schema for every element (the array form of older drafts is refused).
+                "items" if !value.is_array() => array.items = Some(self.shape(value, false)?),
+                "properties" => {
+                    for (name, schema) in value.as_object()? {
+                        object
+                            .properties
+                            .push((name.clone(), Some(self.shape(schema, false)?)));
+                    }
+                }
+                "required" => {
+                    for name in value.as_array()? {
+                        required.push(name.as_str()?.to_owned());
+                    }
+                }
+                "additionalProperties" => object.additional = Some(self.shape(value, false)?),
+                "minProperties" => object.min_properties = Some(value.as_u64()?),
+                "maxProperties" => object.max_properties = Some(value.as_u64()?),
+                _ => return None,
+            }
+        }
+        for name in required {
+            let at = match object
+                .properties
+                .iter()
+                .position(|(known, _)| *known == name)
+            {
+                Some(at) => at,
+                None => {
+                    object.properties.push((name, None));
+                    object.properties.len() - 1
+                }
+            };
+            // One bit a property: more than 64 are left to jsonschema.
+            object.required |= 1u64.checked_shl(u32::try_from(at).ok()?)?;
+        }
+        if object.properties.len() > 64 {
+            return None;
+        }
+        let has_object_keywords = !object.properties.is_empty()
+            || object.additional.is_some()
+            || object.min_properties.is_some()
+            || object.max_properties.is_some();
+        if has_object_keywords {
+            shape.object = Some(Box::new(object));
+        }
+        let has_string_keywords = string.min_length.is_some()
+            || string.max_length.is_some()
+            || !string.patterns.is_empty()
+            || string.format.is_some();
+        if has_string_keywords {
+            shape.string = Some(Box::new(string));
+        }
+        let has_array_keywords = array.min_items.is_some()
+            || array.max_items.is_some()
+            || array.unique_items
+            || array.items.is_some();
+        if has_array_keywords {
+            shape.array = Some(Box::new(array));
+        }
+        Some(shape)
+    }
+
+    /// A `pattern`, translated from ECMA-262 syntax exactly as jsonschema translates it, for the
+    /// `regex` crate's engines, which `fancy-regex` hands such patterns to (with `regex`'s
+    /// default syntax, as here); `None` for a pattern only `fancy-regex` runs (lookaround,
+    /// backreferences).
+    fn pattern(&mut self, source: &str) -> Option<Pattern> {
+        let translated = jsonschema_regex::to_rust_regex(source).ok()?;
+        let dfa = dense::Builder::new()
+            .configure(
+                dense::Config::new()
+                    .dfa_size_limit(Some(DFA_SIZE_LIMIT.min(self.dfa_budget)))
+                    .determinize_size_limit(Some(DFA_SIZE_LIMIT)),
+            )
+            .build(&translated);
+        match dfa {
+            Ok(dfa) => {
+                self.dfa_budget = self.dfa_budget.saturating_sub(dfa.memory_usage());
+                Some(Pattern::Dense(Box::new(dfa)))
+            }
+            Err(_) => Regex::new(&translated).ok().map(Pattern::Regex),
+        }
+    }
 }
 
 /// The most memory one pattern's DFA may take, while it is built and once built; a pattern
 /// past it is run by `regex` instead.
 const DFA_SIZE_LIMIT: usize = 1 << 20;
+
+/// The most memory all of one schema's dense DFAs may take (the trade's seven patterns take
+/// about 40 KiB).
+const DFA_BUDGET: usize = 4 << 20;
 
 /// A compiled `pattern`.
 #[derive(Debug)]
@@ -304,25 +342,6 @@ impl Pattern {
                 .is_ok_and(|found| found.is_some()),
             Pattern::Regex(regex) => regex.is_match(text),
         }
-    }
-}
-
-/// A `pattern`, translated from ECMA-262 syntax exactly as jsonschema translates it, for the
-/// `regex` crate's engines, which `fancy-regex` hands such patterns to (with `regex`'s
-/// default syntax, as here); `None` for a pattern only `fancy-regex` runs (lookaround,
-/// backreferences).
-fn pattern(source: &str) -> Option<Pattern> {
-    let translated = jsonschema_regex::to_rust_regex(source).ok()?;
-    let dfa = dense::Builder::new()
-        .configure(
-            dense::Config::new()
-                .dfa_size_limit(Some(DFA_SIZE_LIMIT))
-                .determinize_size_limit(Some(DFA_SIZE_LIMIT)),
-        )
-        .build(&translated);
-    match dfa {
-        Ok(dfa) => Some(Pattern::Dense(Box::new(dfa))),
-        Err(_) => Regex::new(&translated).ok().map(Pattern::Regex),
     }
 }
 
@@ -1092,7 +1111,11 @@ mod tests {
         for &source in patterns {
             let translated = jsonschema_regex::to_rust_regex(source).expect("translates");
             let reference = Regex::new(&translated).expect("compiles");
-            let compiled = pattern(source).expect("compiles");
+            let mut compiler = Compiler {
+                formats: true,
+                dfa_budget: DFA_BUDGET,
+            };
+            let compiled = compiler.pattern(source).expect("compiles");
             dense += usize::from(matches!(compiled, Pattern::Dense(_)));
             total += 1;
             for text in texts {
@@ -1107,6 +1130,49 @@ mod tests {
             dense > total / 2 && dense < total,
             "{dense} of {total} patterns on the DFA"
         );
+    }
+
+    /// A schema's dense DFAs stay within its budget; the patterns past it run on `regex`.
+    #[test]
+    fn patterns_past_the_budget_run_on_regex() {
+        let properties: Vec<String> = (0..40)
+            // A DFA for `a[a-z]{n}$` remembers where each of the last `n` letters was an `a`:
+            // 2^n states.
+            .map(|i| format!(r#""p{i}": {{"pattern": "a[a-z]{{{}}}$"}}"#, 12 + i % 4))
+            .collect();
+        let schema = value(&format!(
+            r#"{{"properties": {{{}}}}}"#,
+            properties.join(",")
+        ));
+        let proof = Proof::compile(&schema, true).expect("the schema has a proof");
+        let (mut dense, mut lazy, mut memory) = (0, 0, 0);
+        let object = proof.root.object.as_ref().expect("an object shape");
+        for (_, shape) in &object.properties {
+            let string = shape
+                .as_ref()
+                .and_then(|s| s.string.as_ref())
+                .expect("a string shape");
+            match &string.patterns[0] {
+                Pattern::Dense(dfa) => {
+                    dense += 1;
+                    memory += dfa.memory_usage();
+                }
+                Pattern::Regex(_) => lazy += 1,
+            }
+        }
+        assert!(dense > 0 && lazy > 0, "{dense} dense, {lazy} lazy");
+        assert!(
+            memory <= DFA_BUDGET + DFA_SIZE_LIMIT,
+            "{memory} bytes of DFAs"
+        );
+        let holds = |text: &str| {
+            let doc = Doc::parse(text, &Limits::default()).expect("reads");
+            proof.holds(doc.root())
+        };
+        assert!(holds(
+            r#"{"p0": "xabcdefghijklm", "p39": "azzzzzzzzzzzzzzz"}"#
+        ));
+        assert!(!holds(r#"{"p0": "xabcdefghijklm", "p39": "a"}"#));
     }
 
     fn compare_decimals(a: &str, b: &str) -> Option<Ordering> {
