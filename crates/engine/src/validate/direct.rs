@@ -10,7 +10,7 @@
 //! jsonschema's answer. What must hold, and what the tests check against jsonschema, is
 //! soundness: whatever a proof accepts, jsonschema accepts. Every check here is therefore
 //! jsonschema's own or stricter, and a schema with anything outside the subset (`$ref`, a
-//! keyword not listed below, a format other than the two, a pattern the `regex` crate cannot
+//! keyword not listed above, a format other than the two, a pattern the `regex` crate cannot
 //! run) has no proof at all.
 //!
 //! Why by hand: the trade's two validations took 17k instructions through jsonschema's
@@ -298,19 +298,22 @@ impl Compiler {
     /// backreferences).
     fn pattern(&mut self, source: &str) -> Option<Pattern> {
         let translated = jsonschema_regex::to_rust_regex(source).ok()?;
-        let dfa = dense::Builder::new()
-            .configure(
-                dense::Config::new()
-                    .dfa_size_limit(Some(DFA_SIZE_LIMIT.min(self.dfa_budget)))
-                    .determinize_size_limit(Some(DFA_SIZE_LIMIT)),
-            )
-            .build(&translated);
+        // Once the budget is spent, no DFA is even attempted.
+        let dfa = (self.dfa_budget > 0).then(|| {
+            dense::Builder::new()
+                .configure(
+                    dense::Config::new()
+                        .dfa_size_limit(Some(DFA_SIZE_LIMIT.min(self.dfa_budget)))
+                        .determinize_size_limit(Some(DFA_SIZE_LIMIT)),
+                )
+                .build(&translated)
+        });
         match dfa {
-            Ok(dfa) => {
+            Some(Ok(dfa)) => {
                 self.dfa_budget = self.dfa_budget.saturating_sub(dfa.memory_usage());
                 Some(Pattern::Dense(Box::new(dfa)))
             }
-            Err(_) => Regex::new(&translated).ok().map(Pattern::Regex),
+            _ => Regex::new(&translated).ok().map(Pattern::Regex),
         }
     }
 }
