@@ -307,13 +307,14 @@ impl Compiler {
                         .determinize_size_limit(Some(DFA_SIZE_LIMIT)),
                 )
                 .build(&translated)
+                .ok()
         });
-        match dfa {
-            Some(Ok(dfa)) => {
+        match dfa.flatten() {
+            Some(dfa) => {
                 self.dfa_budget = self.dfa_budget.saturating_sub(dfa.memory_usage());
                 Some(Pattern::Dense(Box::new(dfa)))
             }
-            _ => Regex::new(&translated).ok().map(Pattern::Regex),
+            None => Regex::new(&translated).ok().map(Pattern::Regex),
         }
     }
 }
