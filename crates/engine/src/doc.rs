@@ -77,39 +77,6 @@ impl<'a> Text<'a> {
     }
 }
 
-/// Two documents are equal when their nodes are, text compared as text (wherever it is kept).
-impl PartialEq for Doc<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        let text = |doc: &Self, t: Text<'_>| -> String { t.resolve(&doc.owned).to_owned() };
-        self.nodes.len() == other.nodes.len()
-            && self.nodes.iter().zip(&other.nodes).all(|pair| match pair {
-                (Node::Number(a), Node::Number(b)) | (Node::String(a), Node::String(b)) => {
-                    text(self, *a) == text(other, *b)
-                }
-                (Node::Key { text: a, next: x }, Node::Key { text: b, next: y }) => {
-                    x == y && text(self, *a) == text(other, *b)
-                }
-                (a, b) => {
-                    std::mem::discriminant(a) == std::mem::discriminant(b)
-                        && {
-                            match (a, b) {
-                                (Node::Bool(x), Node::Bool(y)) => x == y,
-                                (
-                                    Node::Array { len: l, end: e },
-                                    Node::Array { len: m, end: f },
-                                )
-                                | (
-                                    Node::Object { len: l, end: e },
-                                    Node::Object { len: m, end: f },
-                                ) => l == m && e == f,
-                                _ => true,
-                            }
-                        }
-                }
-            })
-    }
-}
-
 /// One node. An array's elements follow it in order; an object's members follow it as a
 /// [`Node::Key`] and then the value. `end` is the index just past the container's last
 /// descendant, so a reader steps over a whole element without visiting it, and a key's `next`
