@@ -763,7 +763,9 @@ impl<'a> Run<'a> {
                 Some((_, v)) => Some(v.clone()),
                 None => return Err(Stop::Fallback),
             },
-            Node::Path(head, steps) if steps.iter().all(|(s, _)| !matches!(s, Step::Iter)) => {
+            // A path with `[]` is never marked (it may yield several); here `index` refuses
+            // the step.
+            Node::Path(head, steps) => {
                 // `.a.b`, the commonest path, starts at the input without a call.
                 let head = match &**head {
                     Node::Id => Some(input.clone()),
@@ -847,20 +849,6 @@ impl<'a> Run<'a> {
                 Some(c) => self.at_most_one(if c.truthy() { then } else { otherwise }, input)?,
                 None => None,
             },
-            // A path with `[]` (never marked: it may yield several).
-            Node::Path(head, steps) => {
-                let Some(mut v) = self.at_most_one(head, input)? else {
-                    return Ok(None);
-                };
-                for (step, opt) in steps {
-                    v = match (index(step, v, &mut self.hints), opt) {
-                        (Some(v), _) => v,
-                        (None, Opt::Optional) => return Ok(None),
-                        (None, Opt::Essential) => return Err(Stop::Fallback),
-                    };
-                }
-                Some(v)
-            }
             // `,` is never marked.
             Node::Comma(..) => return Err(Stop::Fallback),
         })
