@@ -428,14 +428,15 @@ impl Shape {
 
 impl StringShape {
     fn holds(&self, text: &str) -> bool {
-        if self.min_length.is_some() || self.max_length.is_some() {
-            // Lengths count characters, as jsonschema does.
-            let length = text.chars().count() as u64;
-            if self.min_length.is_some_and(|min| length < min)
-                || self.max_length.is_some_and(|max| length > max)
-            {
-                return false;
-            }
+        // Lengths count characters, as jsonschema does.
+        if (self.min_length.is_some() || self.max_length.is_some())
+            && !within(
+                text.chars().count() as u64,
+                self.min_length,
+                self.max_length,
+            )
+        {
+            return false;
         }
         self.patterns.iter().all(|pattern| pattern.is_match(text))
             && match self.format {
@@ -449,9 +450,7 @@ impl StringShape {
 impl ArrayShape {
     fn holds(&self, array: DocRef<'_, '_>) -> bool {
         let count = array.count().unwrap_or(0) as u64;
-        if self.min_items.is_some_and(|min| count < min)
-            || self.max_items.is_some_and(|max| count > max)
-        {
+        if !within(count, self.min_items, self.max_items) {
             return false;
         }
         if let Some(items) = &self.items
@@ -466,9 +465,7 @@ impl ArrayShape {
 impl ObjectShape {
     fn holds(&self, object: DocRef<'_, '_>) -> bool {
         let count = object.count().unwrap_or(0) as u64;
-        if self.min_properties.is_some_and(|min| count < min)
-            || self.max_properties.is_some_and(|max| count > max)
-        {
+        if !within(count, self.min_properties, self.max_properties) {
             return false;
         }
         let mut found = 0u64;
@@ -503,6 +500,12 @@ impl ObjectShape {
         *next = at + 1;
         Some(at)
     }
+}
+
+/// Whether `count` is within the bounds a schema gives (`minLength`/`maxLength`, `minItems`/
+/// `maxItems`, `minProperties`/`maxProperties`).
+fn within(count: u64, min: Option<u64>, max: Option<u64>) -> bool {
+    min.is_none_or(|min| count >= min) && max.is_none_or(|max| count <= max)
 }
 
 fn type_holds(types: u8, kind: Kind, value: DocRef<'_, '_>) -> bool {
