@@ -1172,34 +1172,41 @@ mod tests {
         }
     }
 
-    #[test]
-    fn writes_json_as_the_value_encoder_writes_it() {
-        let mut rng = Gen(0x0dd_ba11);
-        let mut written = 0;
+    /// Calls `check` with every node but keys of 8,000 generated documents (those `Doc`
+    /// reads), and the document's text.
+    fn every_subtree(seed: u64, mut check: impl FnMut(DocRef<'_, '_>, &str)) {
+        let mut generator = Gen(seed);
         for _ in 0..8_000 {
             let mut text = String::new();
-            rng.value(&mut text, 0);
+            generator.value(&mut text, 0);
             let Some(doc) = Doc::parse(&text, &Limits::default()) else {
                 continue;
             };
-            // Every node as the root of what is written, keys aside.
             for index in 0..doc.nodes.len() {
-                if matches!(doc.nodes[index], Node::Key { .. }) {
-                    continue;
+                if !matches!(doc.nodes[index], Node::Key { .. }) {
+                    check(DocRef { doc: &doc, index }, &text);
                 }
-                let node = DocRef { doc: &doc, index };
-                let mut expected = Vec::new();
-                crate::encode(&node.to_value(), crate::Encoding::Json, &mut expected).unwrap();
-                let mut out = Vec::new();
-                crate::encode_doc(node, crate::Encoding::Json, &mut out).unwrap();
-                assert_eq!(
-                    String::from_utf8_lossy(&out),
-                    String::from_utf8_lossy(&expected),
-                    "node {index} of {text}"
-                );
-                written += 1;
             }
         }
+    }
+
+    #[test]
+    fn writes_json_as_the_value_encoder_writes_it() {
+        let mut written = 0;
+        // Every node as the root of what is written.
+        every_subtree(0x0dd_ba11, |node, text| {
+            let mut expected = Vec::new();
+            crate::encode(&node.to_value(), crate::Encoding::Json, &mut expected).unwrap();
+            let mut out = Vec::new();
+            crate::encode_doc(node, crate::Encoding::Json, &mut out).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&expected),
+                "node {} of {text}",
+                node.index
+            );
+            written += 1;
+        });
         assert!(written > 10_000, "only {written} nodes written");
     }
 
@@ -1377,32 +1384,20 @@ mod tests {
     /// the document owns) copied into a builder that already owns text of its own.
     #[test]
     fn copies_of_every_subtree_read_as_the_subtree() {
-        let mut generator = Gen(0x3C6E_F372_FE94_F82B);
         let (mut copies, mut owned) = (0, 0);
-        for _ in 0..8_000 {
-            let mut text = String::new();
-            generator.value(&mut text, 0);
-            let Some(doc) = Doc::parse(&text, &Limits::default()) else {
-                continue;
+        every_subtree(0x3C6E_F372_FE94_F82B, |subtree, text| {
+            let mut builder = Builder::with_capacity(8);
+            builder.string(Cow::Owned("first".to_owned()));
+            builder.copy(subtree);
+            let copy = builder.finish();
+            let copied = DocRef {
+                doc: &copy,
+                index: 1,
             };
-            for index in 0..doc.nodes.len() {
-                if matches!(doc.nodes[index], Node::Key { .. }) {
-                    continue;
-                }
-                let subtree = DocRef { doc: &doc, index };
-                let mut builder = Builder::with_capacity(8);
-                builder.string(Cow::Owned("first".to_owned()));
-                builder.copy(subtree);
-                let copy = builder.finish();
-                let copied = DocRef {
-                    doc: &copy,
-                    index: 1,
-                };
-                assert_eq!(copied.to_value(), subtree.to_value(), "{text}");
-                copies += 1;
-                owned += copy.owned.len() - 1;
-            }
-        }
+            assert_eq!(copied.to_value(), subtree.to_value(), "{text}");
+            copies += 1;
+            owned += copy.owned.len() - 1;
+        });
         assert!(
             copies > 10_000 && owned > 100,
             "{copies} copies, {owned} owned strings"

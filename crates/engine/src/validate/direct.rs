@@ -768,6 +768,18 @@ mod tests {
     ];
     const NAMES: [&str; 4] = ["a", "b", "c", "d"];
 
+    /// A JSON object of some of [`NAMES`] (each kept with chance `percent`), each member's
+    /// value the text `value` makes.
+    fn members(state: &mut u64, percent: u64, mut value: impl FnMut(&mut u64) -> String) -> String {
+        let mut names: Vec<&str> = NAMES.to_vec();
+        names.retain(|_| chance(state, percent));
+        let members: Vec<String> = names
+            .iter()
+            .map(|name| format!("\"{name}\":{}", value(state)))
+            .collect();
+        format!("{{{}}}", members.join(","))
+    }
+
     fn scalar(state: &mut u64) -> String {
         match xorshift(state) % 4 {
             0 => "null".to_owned(),
@@ -786,15 +798,7 @@ mod tests {
                     .collect();
                 format!("[{}]", items.join(","))
             }
-            5 if depth > 0 => {
-                let mut names: Vec<&str> = NAMES.to_vec();
-                names.retain(|_| chance(state, 60));
-                let members: Vec<String> = names
-                    .iter()
-                    .map(|name| format!("\"{name}\":{}", instance(state, depth - 1)))
-                    .collect();
-                format!("{{{}}}", members.join(","))
-            }
+            5 if depth > 0 => members(state, 60, |state| instance(state, depth - 1)),
             _ => scalar(state),
         }
     }
@@ -862,13 +866,8 @@ mod tests {
             parts.push(format!("\"items\":{}", schema(state, depth - 1)));
         }
         if depth > 0 && chance(state, 35) {
-            let mut names: Vec<&str> = NAMES.to_vec();
-            names.retain(|_| chance(state, 50));
-            let properties: Vec<String> = names
-                .iter()
-                .map(|name| format!("\"{name}\":{}", schema(state, depth - 1)))
-                .collect();
-            parts.push(format!("\"properties\":{{{}}}", properties.join(",")));
+            let properties = members(state, 50, |state| schema(state, depth - 1));
+            parts.push(format!("\"properties\":{properties}"));
         }
         if chance(state, 20) {
             let mut names: Vec<String> = NAMES.iter().map(|n| format!("\"{n}\"")).collect();
