@@ -684,6 +684,12 @@ fn fingerprint(key: &str) -> u64 {
     head ^ (bytes.len() as u64).rotate_right(8)
 }
 
+/// The bit of a 64-bit set that stands for a key with fingerprint `print`: six bits of it,
+/// mixed by a multiplication so that keys differing anywhere fall on different bits.
+fn seen_bit(print: u64) -> u64 {
+    1 << (print.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58)
+}
+
 /// A container being read.
 struct Open {
     node: usize,
@@ -693,6 +699,9 @@ struct Open {
     key_node: usize,
     /// Where an object's keys start in [`Parser::keys`].
     keys_from: usize,
+    /// One bit of each key's [`fingerprint`] (see [`seen_bit`]): a key whose bit is not set
+    /// is not among the earlier ones, and is not compared with them.
+    seen: u64,
     /// An object's keys once it has more than [`SCANNED_KEYS`] members.
     key_set: Option<HashSet<String>>,
 }
@@ -798,6 +807,7 @@ impl<'a> Parser<'a> {
             len: 0,
             key_node: 0,
             keys_from: self.keys.len(),
+            seen: 0,
             key_set: None,
         });
         self.nodes.push(node);
@@ -829,10 +839,14 @@ impl<'a> Parser<'a> {
         let earlier = &self.keys[top.keys_from..];
         let print = fingerprint(&key);
         let (nodes, owned) = (&self.nodes, &self.owned);
+        let bit = seen_bit(print);
+        let maybe_seen = top.seen & bit != 0;
+        top.seen |= bit;
         if earlier.len() < SCANNED_KEYS {
-            if earlier
-                .iter()
-                .any(|&(p, at)| p == print && key_at(nodes, owned, at).0 == key)
+            if maybe_seen
+                && earlier
+                    .iter()
+                    .any(|&(p, at)| p == print && key_at(nodes, owned, at).0 == key)
             {
                 return None;
             }
