@@ -754,11 +754,16 @@ impl<'a> Run<'a> {
     /// It also answers the terms [`Run::single`] names, in the same match: one dispatch a term.
     fn at_most_one(&mut self, node: &'a Node, input: &V<'a>) -> Result<Option<V<'a>>, Stop> {
         self.tick()?;
+        // A marked term is answered here as its inner term, without another call.
+        let mut node = node;
+        while let Node::One(inner) = node {
+            node = inner;
+        }
         let owned = |v: Value| Some(V::owned(v));
         Ok(match node {
             Node::Id => Some(input.clone()),
             Node::Const(c) => Some(V::Ref(c)),
-            Node::One(inner) => return self.at_most_one(inner, input),
+            Node::One(_) => unreachable!("unwrapped above"),
             Node::Var(x) => match self.vars.iter().rev().find(|(name, _)| name == x) {
                 Some((_, v)) => Some(v.clone()),
                 None => return Err(Stop::Fallback),
