@@ -20,6 +20,7 @@
 //! `application/x-ndjson` as well: a batch, one document per line, answered line by line while
 //! the request is still being read.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -296,10 +297,15 @@ impl FromRequest<AppState> for JsonBody {
 }
 
 /// The request's media type, lowercased, without parameters.
-fn media_type(headers: &HeaderMap) -> Option<String> {
+fn media_type(headers: &HeaderMap) -> Option<Cow<'_, str>> {
     let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
     let essence = value.split(';').next().unwrap_or("").trim();
-    Some(essence.to_ascii_lowercase())
+    // Clients mostly send it lowercased already: no copy then.
+    Some(if essence.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(essence.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(essence)
+    })
 }
 
 fn is_json(media_type: &str) -> bool {
@@ -307,8 +313,8 @@ fn is_json(media_type: &str) -> bool {
         || (media_type.starts_with("application/") && media_type.ends_with("+json"))
 }
 
-fn unsupported(media_type: Option<String>) -> ApiError {
-    ApiError::UnsupportedMediaType(media_type.unwrap_or_else(|| "(none)".into()))
+fn unsupported(media_type: Option<Cow<'_, str>>) -> ApiError {
+    ApiError::UnsupportedMediaType(media_type.map_or_else(|| "(none)".into(), Cow::into_owned))
 }
 
 /// Reads a whole body, refusing it as soon as it is known to exceed `limit`: from
@@ -325,19 +331,30 @@ async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
     // The declared length sizes the buffer, but only up to a point: a header is a claim,
     // and a client that declares 16 MiB and sends nothing must not cost 16 MiB.
     let capacity = declared.map_or(0, |n| n.min(1 << 20) as usize);
-    let mut buf = BytesMut::with_capacity(capacity);
+    // A body that arrives in one frame (most small ones) is kept as it came, without a copy.
+    let mut first = None::<Bytes>;
+    let mut buf = BytesMut::new();
     let mut stream = req.into_body().into_data_stream();
     while let Some(frame) = stream.next().await {
         let frame = frame.map_err(|_| ApiError::BadRequest {
             code: "invalid_request",
             message: "the request body could not be read to its end".into(),
         })?;
-        if buf.len() + frame.len() > limit {
+        let read = first.as_ref().map_or(buf.len(), Bytes::len);
+        if read + frame.len() > limit {
             return Err(ApiError::TooLarge { limit });
+        }
+        if read == 0 {
+            first = Some(frame);
+            continue;
+        }
+        if let Some(first) = first.take() {
+            buf.reserve(capacity.max(first.len() + frame.len()));
+            buf.extend_from_slice(&first);
         }
         buf.extend_from_slice(&frame);
     }
-    Ok(buf.freeze())
+    Ok(first.unwrap_or_else(|| buf.freeze()))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -799,10 +816,15 @@ async fn process(
     req: Request,
 ) -> Result<Response, ApiError> {
     let tenant = caller.tenant;
-    match media_type(req.headers()) {
-        Some(t) if t == NDJSON => process_batch(state, tenant, name, query, req.into_body()).await,
-        Some(t) if is_json(&t) => process_one(state, &tenant, name, query, req).await,
-        other => Err(unsupported(other)),
+    let batch = match media_type(req.headers()) {
+        Some(t) if t == NDJSON => true,
+        Some(t) if is_json(&t) => false,
+        other => return Err(unsupported(other)),
+    };
+    if batch {
+        process_batch(state, tenant, name, query, req.into_body()).await
+    } else {
+        process_one(state, &tenant, name, query, req).await
     }
 }
 

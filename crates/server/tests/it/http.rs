@@ -506,6 +506,42 @@ async fn the_trade_workload_comes_out_exactly_as_expected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_sent_in_pieces_is_read_whole() {
+    let (addr, _server) = spawn_server(RawSettings::default()).await;
+    let c = client();
+    register_trade(&c, addr).await;
+    let doc = read_repo_file("examples/trade/trade.json");
+    let expected = read_repo_file("examples/trade/expected.json");
+    // Chunked, without a Content-Length: the body comes in several frames, of one byte, of
+    // a few, and of one empty piece among them.
+    for sizes in [vec![1; 40], vec![0, 7, 0, 100, 3], vec![doc.len() - 1]] {
+        let mut pieces = Vec::new();
+        let mut at = 0;
+        for size in sizes {
+            let end = (at + size).min(doc.len());
+            pieces.push(Bytes::copy_from_slice(&doc[at..end]));
+            at = end;
+        }
+        pieces.push(Bytes::copy_from_slice(&doc[at..]));
+        let body = reqwest::Body::wrap_stream(futures::stream::iter(
+            pieces.into_iter().map(Ok::<_, std::io::Error>),
+        ));
+        // The media type's case does not matter (RFC 9110, 8.3.1).
+        let r = send(
+            &c,
+            Method::POST,
+            addr,
+            "/v1/pipelines/trade/process",
+            Some("Application/JSON; charset=utf-8"),
+            body,
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.bytes().await.unwrap().trim_ascii(), expected.trim_ascii());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_come_in_the_encoding_asked_for() {
     let (addr, _server) = spawn_server(RawSettings::default()).await;
     let c = client();
