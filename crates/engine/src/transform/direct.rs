@@ -687,28 +687,67 @@ impl<'a> Run<'a> {
                 }
             }
             // Paths with `[]` (the others are `single`'s).
-            Node::Path(head, steps) => {
-                let mut current = self.all(head, input)?;
-                for (step, opt) in steps {
-                    let mut next = Vec::with_capacity(current.len());
-                    for v in current {
-                        self.tick()?;
-                        if !apply(step, v, &mut next, &mut self.hints)
-                            && matches!(opt, Opt::Essential)
-                        {
-                            return Err(Stop::Fallback);
-                        }
+            Node::Path(head, steps) => match &**head {
+                Node::Id => self.path(input.clone(), steps, out)?,
+                head => {
+                    for v in self.all(head, input)? {
+                        self.path(v, steps, out)?;
                     }
-                    current = next;
                 }
-                out.append(&mut current);
-            }
+            },
             Node::Builtin(b) => out.push(builtin_on(*b, input)?),
             Node::Builtin1(b, arg) => {
                 let arg = self.one(arg, input)?;
                 out.push(V::owned(builtin1(*b, &input.value(), &arg.value())?));
             }
             Node::Interp(pieces) => out.push(V::owned(self.interp(pieces, input)?)),
+        }
+        Ok(())
+    }
+
+    /// The outputs of `steps` applied to `v`, in jq's order: each output of a step goes
+    /// through the rest of the steps before the next one, so no step's outputs are collected
+    /// (for a `[]` over an array of the input, not even the elements).
+    fn path(
+        &mut self,
+        v: V<'a>,
+        steps: &'a [(Step, Opt)],
+        out: &mut Vec<V<'a>>,
+    ) -> Result<(), Stop> {
+        let Some(((step, opt), rest)) = steps.split_first() else {
+            out.push(v);
+            return Ok(());
+        };
+        self.tick()?;
+        let applied = match (step, v) {
+            (Step::Iter, V::Doc(d)) if !rest.is_empty() && d.kind() == Kind::Array => {
+                for element in d.elements() {
+                    self.path(V::Doc(element), rest, out)?;
+                }
+                true
+            }
+            (Step::Key(_) | Step::Index(_), v) if !rest.is_empty() => {
+                match index(step, v, &mut self.hints) {
+                    Some(next) => {
+                        self.path(next, rest, out)?;
+                        true
+                    }
+                    None => false,
+                }
+            }
+            (step, v) => {
+                let from = out.len();
+                let applied = apply(step, v, out, &mut self.hints);
+                if applied && !rest.is_empty() {
+                    for next in out.split_off(from) {
+                        self.path(next, rest, out)?;
+                    }
+                }
+                applied
+            }
+        };
+        if !applied && matches!(opt, Opt::Essential) {
+            return Err(Stop::Fallback);
         }
         Ok(())
     }
@@ -1040,9 +1079,13 @@ fn builtin_on<'a>(b: Builtin, input: &V<'a>) -> Result<V<'a>, Stop> {
         && d.kind() == Kind::Array
         && d.elements().all(|e| e.kind() == Kind::String)
     {
-        let mut items: Vec<DocRef<'a, 'a>> = d.elements().collect();
-        items.sort_by_key(|e| e.as_str().map(str::as_bytes));
-        return Ok(V::Arr(items.into_iter().map(V::Doc).collect()));
+        let mut items: Vec<V<'a>> = d.elements().map(V::Doc).collect();
+        items.sort_by(|a, b| {
+            a.as_str()
+                .map(str::as_bytes)
+                .cmp(&b.as_str().map(str::as_bytes))
+        });
+        return Ok(V::Arr(items));
     }
     if let Builtin::Add = b {
         let sum = match input {
@@ -1644,6 +1687,30 @@ mod tests {
         assert_eq!(outputs.len(), 1);
         let expected = jaq(TRADE_JQ, &doc).expect("jaq runs it");
         assert_eq!(text(&Value::Array(outputs)), text(&expected));
+    }
+
+    #[test]
+    fn paths_through_iterations_are_answered_here_in_order() {
+        // Each answered directly (no fallback to jaq), on a `Value` and on a `Doc` alike.
+        for (program, doc, expected) in [
+            (".a[].b", r#"{"a": [{"b": 1}, {"b": 2}]}"#, "[1,2]"),
+            (".a[][]", r#"{"a": [[1, 2], [], [3]]}"#, "[1,2,3]"),
+            (".a[]?.b", r#"{"a": 1}"#, "[]"),
+            (".a[]?[]?", r#"{"a": [1, [2], {"x": 3}]}"#, "[2,3]"),
+            (".[].a[1]", r#"[{"a": [1, 2]}, {"a": [3]}]"#, "[2,null]"),
+            (".a.b[]", r#"{"a": {"b": {"x": 1, "y": 2}}}"#, "[1,2]"),
+        ] {
+            let doc: Value = serde_json::from_str(doc).expect("a document");
+            let outputs = direct(program, &doc)
+                .expect("compiles")
+                .unwrap_or_else(|stop| panic!("{program}: {stop:?}"));
+            assert_eq!(text(&Value::Array(outputs)), expected, "{program}");
+            assert_eq!(
+                text(&jaq(program, &doc).unwrap()),
+                expected,
+                "jaq: {program}"
+            );
+        }
     }
 
     #[test]
