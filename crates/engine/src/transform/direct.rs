@@ -707,49 +707,53 @@ impl<'a> Run<'a> {
 
     /// The outputs of `steps` applied to `v`, in jq's order: each output of a step goes
     /// through the rest of the steps before the next one, so no step's outputs are collected
-    /// (for a `[]` over an array of the input, not even the elements).
+    /// (for a `[]` over an array of the input, not even the elements). Steps that yield one
+    /// value are followed in a loop; only `[]` recurses, once per level of the data it
+    /// iterates, so a long path does not deepen the stack.
     fn path(
         &mut self,
-        v: V<'a>,
-        steps: &'a [(Step, Opt)],
+        mut v: V<'a>,
+        mut steps: &'a [(Step, Opt)],
         out: &mut Vec<V<'a>>,
     ) -> Result<(), Stop> {
-        let Some(((step, opt), rest)) = steps.split_first() else {
-            out.push(v);
+        loop {
+            let Some(((step, opt), rest)) = steps.split_first() else {
+                out.push(v);
+                return Ok(());
+            };
+            self.tick()?;
+            let applied = match (step, v) {
+                (Step::Key(_) | Step::Index(_), value) if !rest.is_empty() => {
+                    match index(step, value, &mut self.hints) {
+                        Some(next) => {
+                            (v, steps) = (next, rest);
+                            continue;
+                        }
+                        None => false,
+                    }
+                }
+                (Step::Iter, V::Doc(d)) if !rest.is_empty() && d.kind() == Kind::Array => {
+                    for element in d.elements() {
+                        self.path(V::Doc(element), rest, out)?;
+                    }
+                    true
+                }
+                (step, value) => {
+                    let from = out.len();
+                    let applied = apply(step, value, out, &mut self.hints);
+                    if applied && !rest.is_empty() {
+                        for next in out.split_off(from) {
+                            self.path(next, rest, out)?;
+                        }
+                    }
+                    applied
+                }
+            };
+            if !applied && matches!(opt, Opt::Essential) {
+                return Err(Stop::Fallback);
+            }
             return Ok(());
-        };
-        self.tick()?;
-        let applied = match (step, v) {
-            (Step::Iter, V::Doc(d)) if !rest.is_empty() && d.kind() == Kind::Array => {
-                for element in d.elements() {
-                    self.path(V::Doc(element), rest, out)?;
-                }
-                true
-            }
-            (Step::Key(_) | Step::Index(_), v) if !rest.is_empty() => {
-                match index(step, v, &mut self.hints) {
-                    Some(next) => {
-                        self.path(next, rest, out)?;
-                        true
-                    }
-                    None => false,
-                }
-            }
-            (step, v) => {
-                let from = out.len();
-                let applied = apply(step, v, out, &mut self.hints);
-                if applied && !rest.is_empty() {
-                    for next in out.split_off(from) {
-                        self.path(next, rest, out)?;
-                    }
-                }
-                applied
-            }
-        };
-        if !applied && matches!(opt, Opt::Essential) {
-            return Err(Stop::Fallback);
         }
-        Ok(())
     }
 
     /// `[f]`, or `[]` when `f` is `None`.
@@ -1711,6 +1715,25 @@ mod tests {
                 "jaq: {program}"
             );
         }
+    }
+
+    #[test]
+    fn a_long_path_after_an_iteration_does_not_deepen_the_stack() {
+        // 30,000 member steps after `[]`, each on `null`: one frame, not one a step (a
+        // frame a step overflowed a 2 MiB stack).
+        let program = format!("[.[]{}]", ".a".repeat(30_000));
+        let answered = std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || {
+                let program = Program::compile(&program).expect("compiles");
+                let doc: Value = serde_json::from_str("[{}, {}]").expect("a document");
+                let deadline = Instant::now() + Duration::from_secs(10);
+                program.run(&doc, deadline).map(Outputs::into_values)
+            })
+            .expect("a thread")
+            .join()
+            .expect("no overflow");
+        assert_eq!(answered, Ok(vec![serde_json::json!([null, null])]));
     }
 
     #[test]
