@@ -479,8 +479,9 @@ enum V<'a> {
     Doc(DocRef<'a, 'a>),
     Owned(Box<Value>),
     Bool(bool),
-    /// A number computed on its text (JSON number text).
-    Num(String),
+    /// A number as JSON number text: computed on its text, or the text of a string of the
+    /// input or the program that `tonumber` read (borrowed, so copying it copies no text).
+    Num(Cow<'a, str>),
     /// `[...]`
     Arr(Vec<V<'a>>),
     /// `{...}`, each key once (the compiler leaves objects that repeat a key to jaq).
@@ -507,7 +508,7 @@ impl<'a> V<'a> {
             V::Owned(v) => *v,
             V::Bool(b) => Value::Bool(b),
             V::Doc(d) => d.to_value(),
-            V::Num(text) => Value::Number(Number::from_string_unchecked(text)),
+            V::Num(text) => Value::Number(Number::from_string_unchecked(text.into_owned())),
             V::Arr(items) => Value::Array(items.into_iter().map(V::into_value).collect()),
             V::Obj(members) => {
                 let mut map = Map::with_capacity(members.len());
@@ -526,7 +527,7 @@ impl<'a> V<'a> {
             V::Doc(d) => builder.copy(d),
             V::Owned(v) => builder.owned(*v),
             V::Bool(b) => builder.bool(b),
-            V::Num(text) => builder.number(Cow::Owned(text)),
+            V::Num(text) => builder.number(text),
             V::Arr(items) => builder.array(items, |b, item| item.build(b)),
             V::Obj(members) => builder.object(members, |b, value| value.build(b)),
         }
@@ -1063,10 +1064,22 @@ fn apply<'a>(step: &Step, v: V<'a>, out: &mut Vec<V<'a>>, hints: &mut Hints) -> 
 /// case on the value as a `Value`.
 fn builtin_on<'a>(b: Builtin, input: &V<'a>) -> Result<V<'a>, Stop> {
     // `tonumber` on a string that is one JSON number: its text, without a `Value` between.
-    if let (Builtin::ToNumber, Some(text)) =
-        (b, input.as_str().and_then(jqval::Num::json_number_text))
-    {
-        return Ok(V::Num(text.to_owned()));
+    // Borrowed where the string is the input's or the program's, copied otherwise.
+    if let Builtin::ToNumber = b {
+        let number = match input {
+            V::Doc(d) => d
+                .as_str()
+                .and_then(jqval::Num::json_number_text)
+                .map(Cow::Borrowed),
+            V::Ref(Value::String(s)) => jqval::Num::json_number_text(s).map(Cow::Borrowed),
+            other => other
+                .as_str()
+                .and_then(jqval::Num::json_number_text)
+                .map(|n| Cow::Owned(n.to_owned())),
+        };
+        if let Some(number) = number {
+            return Ok(V::Num(number));
+        }
     }
     // Case changes of a string of the input, without converting it first.
     if let (Builtin::AsciiUpcase | Builtin::AsciiDowncase, V::Doc(d)) = (b, input)
@@ -1098,7 +1111,7 @@ fn builtin_on<'a>(b: Builtin, input: &V<'a>) -> Result<V<'a>, Stop> {
             _ => None,
         };
         if let Some(sum) = sum {
-            return Ok(V::Num(sum));
+            return Ok(V::Num(Cow::Owned(sum)));
         }
     }
     builtin(b, &input.value()).map(V::owned)
@@ -1238,7 +1251,7 @@ fn arith<'a>(op: Math, x: &V<'_>, y: &V<'_>) -> Result<V<'a>, Stop> {
         && let Some(text) = jqval::Num::exact_text_op(op, a, b)
     {
         // Digits and at most one point, so JSON number text.
-        return Ok(V::Num(text));
+        return Ok(V::Num(Cow::Owned(text)));
     }
     computed(op.run(to_val(&x.value()), to_val(&y.value()))).map(V::owned)
 }
