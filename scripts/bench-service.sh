@@ -27,14 +27,27 @@ rate() { # route -> requests/s
   taskset -c 1 wrk -t1 -c32 -d"${SECS}s" -s "$work/post.lua" "$A$1" | awk '/Requests\/sec/ {print $2}'
 }
 
+# The server's core is shared with whatever else the machine runs. `core0` prints the core's
+# ticks so far (all, and busy), `server_ticks` the server's own; `others` turns two readings
+# into the share of the core that neither the server nor idleness took: other processes,
+# interrupts the server was not charged for, and time the hypervisor says it stole. It does
+# not see a core made slower by other guests on the same host.
+core0() { awk '/^cpu0 / {print $2+$3+$4+$5+$6+$7+$8+$9, $2+$3+$4+$7+$8+$9}' /proc/stat; }
+server_ticks() { awk '{print $14+$15}' "/proc/$server/stat"; }
+others() { # all0 busy0 server0 all1 busy1 server1 -> percent
+  python3 -c "print(f'{100 * (($5 - $2) - ($6 - $3)) / max($4 - $1, 1):.0f}%')"
+}
+
 echo "date: $(date -u +%FT%TZ)  cpu: $(nproc) x $(lscpu | sed -n 's/^Model name: *//p')"
 echo "binary: $(stat -c %s "$BIN") bytes ($BIN, release profile strips symbols)"
 if [ "${HTTP:-1}" = 1 ]; then
-echo "round  echo_rps  process_rps  ratio"
+echo "round  echo_rps  process_rps  ratio  others_on_core0"
 for i in $(seq "$RUNS"); do
+  read -r all0 busy0 < <(core0); s0=$(server_ticks)
   e=$(rate /v1/echo)
   p=$(rate /v1/pipelines/trade/process)
-  echo "$i  $e  $p  $(python3 -c "print(f'{$p/$e:.2f}')")"
+  read -r all1 busy1 < <(core0); s1=$(server_ticks)
+  echo "$i  $e  $p  $(python3 -c "print(f'{$p/$e:.2f}')")  $(others "$all0" "$busy0" "$s0" "$all1" "$busy1" "$s1")"
   last_process=$p
 done
 echo "server peak RSS under load: $(awk '/VmHWM/ {print $2, $3}' /proc/$server/status)"
