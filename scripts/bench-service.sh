@@ -54,11 +54,15 @@ echo "server peak RSS under load: $(awk '/VmHWM/ {print $2, $3}' /proc/$server/s
 
 if command -v oha >/dev/null; then
   half=$(python3 -c "print(int($last_process / 2))")
-  echo "latency at a fixed $half req/s (half the last measured process rate), ${SECS}s:"
-  taskset -c 1 oha --no-tui -z "${SECS}s" -q "$half" --latency-correction -c 32 -m POST \
-    -H 'content-type: application/json' -H "authorization: Bearer $KEY" \
-    -D examples/trade/trade.json "$A/v1/pipelines/trade/process" \
-    | grep -E 'Success rate|Requests/sec|50.00%|99.00%|99.90%'
+  # Echo at the same rate is the reference: what of the tail the server's HTTP stack, the
+  # load tool and the machine make without any processing.
+  for route in /v1/pipelines/trade/process /v1/echo; do
+    echo "latency of $route at a fixed $half req/s (half the last measured process rate), ${SECS}s:"
+    taskset -c 1 oha --no-tui -z "${SECS}s" -q "$half" --latency-correction -c 32 -m POST \
+      -H 'content-type: application/json' -H "authorization: Bearer $KEY" \
+      -D examples/trade/trade.json "$A$route" \
+      | grep -E 'Success rate|Requests/sec|50.00%|99.00%|99.90%'
+  done
 fi
 fi # HTTP
 

@@ -31,6 +31,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const TRADE: &str = include_str!("../../../examples/trade/trade.json");
 const INPUT_SCHEMA: &str = include_str!("../../../examples/trade/input.schema.json");
+/// The same constraints written with `$defs`, `$ref`, `allOf`, `anyOf` and `oneOf`.
+const INPUT_MODULAR_SCHEMA: &str =
+    include_str!("../../../examples/trade/input-modular.schema.json");
 const OUTPUT_SCHEMA: &str = include_str!("../../../examples/trade/output.schema.json");
 const TRANSFORM: &str = include_str!("../../../examples/trade/transform.jq");
 
@@ -45,6 +48,7 @@ struct Workload {
     limits: Limits,
     doc: Value,
     input: Schema,
+    input_modular: Schema,
     output: Schema,
     transform: Transform,
     /// The transform's result for `doc`, the input of the output schema and of the encoder.
@@ -62,6 +66,7 @@ impl Workload {
             Schema::compile(&value, &SchemaOptions::default()).expect("schema compiles")
         };
         let input = schema(INPUT_SCHEMA);
+        let input_modular = schema(INPUT_MODULAR_SCHEMA);
         let output = schema(OUTPUT_SCHEMA);
         let transform = Transform::compile(TRANSFORM, OutputMode::One).expect("transform compiles");
         assert!(
@@ -74,6 +79,10 @@ impl Workload {
         // A bench of the rejection path would measure something else: make sure every stage
         // accepts, so that each figure is the work done for a good document.
         assert!(input.is_valid(&doc), "trade.json fails the input schema");
+        assert!(
+            input_modular.is_valid(&doc),
+            "trade.json fails the modular input schema"
+        );
         assert!(
             output.is_valid(&result),
             "the result fails the output schema"
@@ -112,6 +121,7 @@ impl Workload {
             limits,
             doc,
             input,
+            input_modular,
             output,
             transform,
             result,
@@ -150,6 +160,9 @@ fn benches(c: &mut Criterion) {
     let doc = Doc::parse_bytes(w.bytes, &w.limits).expect("trade.json parses");
     g.bench_function("input_is_valid_doc", |b| {
         b.iter(|| w.input.is_valid_doc(black_box(doc.root())))
+    });
+    g.bench_function("input_modular_is_valid_doc", |b| {
+        b.iter(|| w.input_modular.is_valid_doc(black_box(doc.root())))
     });
     // What the validate endpoint does: read the document, validate it.
     g.bench_function("parse_and_validate", |b| {

@@ -31,7 +31,7 @@ use axum::body::{Body, BodyDataStream};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::handler::Handler;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use bytes::{Bytes, BytesMut};
@@ -454,9 +454,11 @@ fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
 }
 
 fn with_version(mut response: Response, version: u32) -> Response {
+    // A `HeaderName` made once: a `&str` name is parsed again at every insert.
+    const NAME: HeaderName = HeaderName::from_static(VERSION_HEADER);
     response
         .headers_mut()
-        .insert(VERSION_HEADER, HeaderValue::from(version));
+        .insert(NAME, HeaderValue::from(version));
     response
 }
 
