@@ -1,7 +1,8 @@
 //! A direct proof that a [`Doc`](crate::Doc) is valid, for schemas written in the keywords
 //! most schemas are made of (`type`, `properties`, `required`, `additionalProperties`,
 //! `items`, `enum`, `const`, lengths and counts, `pattern`, numeric bounds, the `date` and
-//! `date-time` formats), composed with `allOf`, `anyOf`, `oneOf`, `not` and references to
+//! `date-time` formats), composed with `allOf`, `anyOf`, `oneOf`, `not`, `if`/`then`/`else`,
+//! `dependentRequired`, `dependentSchemas` (and draft 7's `dependencies`) and references to
 //! definitions in the same schema (`$ref` to `#/$defs/...`).
 //!
 //! jsonschema stays the judge. A [`Proof`] only ever answers "valid, certainly" or "not
@@ -14,8 +15,9 @@
 //! to another document, an anchor or a recursive one, a keyword not listed above, a format
 //! other than the two, a pattern the `regex` crate cannot run) has no proof at all.
 //!
-//! `oneOf` and `not` need subschemas shown to fail, which a proof of validity cannot give;
-//! they use the one certain refutation that is cheap: a `type` the value is not of.
+//! `oneOf`, `not` and `else` need subschemas shown to fail, which a proof of validity cannot
+//! give; [`Shape::refutes`] is the part of a subschema whose failure is certain and cheap
+//! to see.
 //!
 //! Why by hand: the trade's two validations took 17k instructions through jsonschema's
 //! general machinery (a hash lookup per member, a dynamic call per keyword, the number
@@ -80,10 +82,10 @@ struct Shape {
 struct Rest {
     /// The schema `false`.
     never: bool,
-    /// The subschema has a `$ref`. Drafts 4 to 7 ignore the keywords beside one, so they
-    /// refute nothing (see [`Shape::refutes`]).
-    has_ref: bool,
-    /// `allOf`, and the target of a local `$ref`: each must hold.
+    /// The subschema a local `$ref` names. Drafts 4 to 7 ignore the keywords beside a
+    /// `$ref`, so when there is one, only it refutes (see [`Shape::refutes`]).
+    reference: Option<Shape>,
+    /// `allOf`: each must hold.
     all: Vec<Shape>,
     /// Each `anyOf`: one of its subschemas must hold.
     any: Vec<Vec<Shape>>,
@@ -91,6 +93,14 @@ struct Rest {
     one: Vec<Vec<Shape>>,
     /// `not`: each must be refuted.
     not: Vec<Shape>,
+    /// `if`, `then`, `else` (the last two `None` when absent).
+    conditional: Option<(Shape, Option<Shape>, Option<Shape>)>,
+    /// `dependentRequired` (and draft 7's `dependencies` of names): when the object has the
+    /// property, it must have the others too.
+    dependent_required: Vec<(String, Vec<String>)>,
+    /// `dependentSchemas` (and draft 7's `dependencies` of schemas): when the object has the
+    /// property, the object must hold to the subschema.
+    dependent_schemas: Vec<(String, Shape)>,
 }
 
 #[derive(Debug, Default)]
@@ -234,6 +244,7 @@ impl<'s> Compiler<'s> {
         let mut array = ArrayShape::default();
         let mut object = ObjectShape::default();
         let mut rest = Rest::default();
+        let (mut condition, mut then, mut otherwise) = (None, None, None);
         let mut required = Vec::new();
         for (keyword, value) in members {
             match keyword.as_str() {
@@ -304,14 +315,42 @@ impl<'s> Compiler<'s> {
                 "$defs" | "definitions" => {}
                 // Drafts 4 to 7 ignore the keywords beside a `$ref`; applying them as well
                 // only makes the proof stricter.
-                "$ref" => {
-                    rest.all.push(self.reference(value.as_str()?)?);
-                    rest.has_ref = true;
-                }
+                "$ref" => rest.reference = Some(self.reference(value.as_str()?)?),
                 "allOf" => rest.all.extend(self.shapes(value)?),
                 "anyOf" => rest.any.push(self.shapes(value)?),
                 "oneOf" => rest.one.push(self.shapes(value)?),
                 "not" => rest.not.push(self.shape(value, false)?),
+                // Drafts before 7 ignore `if`, `then` and `else`, and drafts before 2019-09
+                // `dependentRequired` and `dependentSchemas` (and later ones `dependencies`):
+                // applying them as well only makes the proof stricter.
+                "if" => condition = Some(self.shape(value, false)?),
+                "then" => then = Some(self.shape(value, false)?),
+                "else" => otherwise = Some(self.shape(value, false)?),
+                "dependentRequired" => {
+                    for (name, names) in value.as_object()? {
+                        rest.dependent_required
+                            .push((name.clone(), strings(names)?));
+                    }
+                }
+                "dependentSchemas" => {
+                    for (name, schema) in value.as_object()? {
+                        let shape = self.shape(schema, false)?;
+                        rest.dependent_schemas.push((name.clone(), shape));
+                    }
+                }
+                "dependencies" => {
+                    for (name, dependency) in value.as_object()? {
+                        match dependency {
+                            Value::Array(_) => rest
+                                .dependent_required
+                                .push((name.clone(), strings(dependency)?)),
+                            schema => {
+                                let shape = self.shape(schema, false)?;
+                                rest.dependent_schemas.push((name.clone(), shape));
+                            }
+                        }
+                    }
+                }
                 _ => return None,
             }
         }
@@ -354,10 +393,16 @@ impl<'s> Compiler<'s> {
         if has_array_keywords {
             shape.array = Some(Box::new(array));
         }
-        let has_subschemas = !rest.all.is_empty()
+        // Without `if`, `then` and `else` mean nothing.
+        rest.conditional = condition.map(|c| (c, then, otherwise));
+        let has_subschemas = rest.reference.is_some()
+            || !rest.all.is_empty()
             || !rest.any.is_empty()
             || !rest.one.is_empty()
-            || !rest.not.is_empty();
+            || !rest.not.is_empty()
+            || rest.conditional.is_some()
+            || !rest.dependent_required.is_empty()
+            || !rest.dependent_schemas.is_empty();
         if has_subschemas {
             shape.rest = Some(Box::new(rest));
         }
@@ -524,7 +569,7 @@ impl Shape {
         }
     }
 
-    /// A subschema that is only a `$ref` (or an `allOf` of one) as the subschema it names,
+    /// A subschema that is only a `$ref` as the subschema it names,
     /// so that checking a value against it takes one step rather than two. Its `type`, if
     /// any, then refutes again: it is the named subschema's own.
     fn unwrapped(mut self) -> Shape {
@@ -538,13 +583,22 @@ impl Shape {
             match *rest {
                 Rest {
                     never: false,
-                    mut all,
+                    reference: Some(reference),
+                    all,
                     any,
                     one,
                     not,
-                    ..
-                } if all.len() == 1 && any.is_empty() && one.is_empty() && not.is_empty() => {
-                    return all.pop().unwrap_or_default();
+                    conditional: None,
+                    dependent_required,
+                    dependent_schemas,
+                } if all.is_empty()
+                    && any.is_empty()
+                    && one.is_empty()
+                    && not.is_empty()
+                    && dependent_required.is_empty()
+                    && dependent_schemas.is_empty() =>
+                {
+                    return reference;
                 }
                 rest => self.rest = Some(Box::new(rest)),
             }
@@ -552,32 +606,47 @@ impl Shape {
         self
     }
 
-    /// Whether `value` certainly fails this subschema: the schema `false`, or a `type` the
-    /// value's kind is not. (`oneOf` and `not` need a subschema refuted, which a proof of
-    /// validity cannot give; this is the refutation they can use.)
+    /// Whether `value` certainly fails this subschema. `oneOf`, `not` and `else` need
+    /// subschemas shown to fail, which a proof of validity cannot give; this is what of a
+    /// subschema fails certainly and cheaply: the schema `false`, `type`, `enum` and `const`
+    /// on strings, booleans and null, `required`, counts and lengths, and what refutes a
+    /// member, an element or a subschema applied to the same value. Patterns, formats and
+    /// numeric bounds only ever prove.
     fn refutes(&self, value: DocRef<'_, '_>) -> bool {
         if let Some(rest) = &self.rest {
-            if rest.never {
+            // Drafts 4 to 7 ignore the keywords beside a `$ref`: only what it names refutes.
+            if let Some(reference) = &rest.reference {
+                return reference.refutes(value);
+            }
+            if rest.refutes(value) {
                 return true;
             }
-            if rest.has_ref {
-                return false;
-            }
         }
-        let Some(types) = self.types else {
-            return false;
-        };
-        let allowed = match value.kind() {
-            Kind::Null => Types::NULL,
-            Kind::Bool => Types::BOOLEAN,
-            Kind::String => Types::STRING,
-            Kind::Array => Types::ARRAY,
-            Kind::Object => Types::OBJECT,
-            // Which numbers are integers depends on the draft (`1.0`); a number fails only a
-            // schema that allows neither.
-            Kind::Number => Types::NUMBER | Types::INTEGER,
-        };
-        types & allowed == 0
+        let kind = value.kind();
+        if self
+            .types
+            .is_some_and(|types| types & kind_types(kind) == 0)
+        {
+            return true;
+        }
+        // For these kinds, `same_value` is equality itself.
+        if matches!(kind, Kind::String | Kind::Bool | Kind::Null)
+            && self
+                .values
+                .iter()
+                .any(|list| !list.iter().any(|wanted| same_value(value, wanted)))
+        {
+            return true;
+        }
+        match kind {
+            Kind::String => self
+                .string
+                .as_ref()
+                .is_some_and(|s| s.refutes(value.as_str().unwrap_or_default())),
+            Kind::Array => self.array.as_ref().is_some_and(|a| a.refutes(value)),
+            Kind::Object => self.object.as_ref().is_some_and(|o| o.refutes(value)),
+            Kind::Number | Kind::Null | Kind::Bool => false,
+        }
     }
 
     fn number_holds(&self, text: &str) -> bool {
@@ -599,9 +668,41 @@ impl Shape {
     }
 }
 
+/// The `type` bits a value of `kind` may meet. Which numbers are integers depends on the
+/// draft (`1.0`), so a number meets both number bits.
+fn kind_types(kind: Kind) -> u8 {
+    match kind {
+        Kind::Null => Types::NULL,
+        Kind::Bool => Types::BOOLEAN,
+        Kind::String => Types::STRING,
+        Kind::Array => Types::ARRAY,
+        Kind::Object => Types::OBJECT,
+        Kind::Number => Types::NUMBER | Types::INTEGER,
+    }
+}
+
 impl Rest {
     fn holds(&self, value: DocRef<'_, '_>) -> bool {
         !self.never
+            && self
+                .reference
+                .as_ref()
+                .is_none_or(|shape| shape.holds(value))
+            && self
+                .conditional
+                .as_ref()
+                .is_none_or(|(condition, then, otherwise)| {
+                    let then = || then.as_ref().is_none_or(|shape| shape.holds(value));
+                    let otherwise = || otherwise.as_ref().is_none_or(|shape| shape.holds(value));
+                    if condition.holds(value) {
+                        then()
+                    } else if condition.refutes(value) {
+                        otherwise()
+                    } else {
+                        then() && otherwise()
+                    }
+                })
+            && self.dependencies_hold(value)
             && self.all.iter().all(|shape| shape.holds(value))
             && self
                 .any
@@ -610,6 +711,54 @@ impl Rest {
             && self.one.iter().all(|shapes| exactly_one(shapes, value))
             && self.not.iter().all(|shape| shape.refutes(value))
     }
+
+    /// `dependentRequired` and `dependentSchemas`, which only objects meet.
+    fn dependencies_hold(&self, value: DocRef<'_, '_>) -> bool {
+        if value.kind() != Kind::Object {
+            return true;
+        }
+        let has = |name: &str| value.get(name).is_some();
+        self.dependent_required
+            .iter()
+            .all(|(name, names)| !has(name) || names.iter().all(|other| has(other)))
+            && self
+                .dependent_schemas
+                .iter()
+                .all(|(name, shape)| !has(name) || shape.holds(value))
+    }
+
+    /// See [`Shape::refutes`]: what of these subschemas fails certainly (the `$ref` is the
+    /// caller's).
+    fn refutes(&self, value: DocRef<'_, '_>) -> bool {
+        let has = |name: &str| value.kind() == Kind::Object && value.get(name).is_some();
+        self.never
+            || self.all.iter().any(|shape| shape.refutes(value))
+            || self
+                .any
+                .iter()
+                .any(|shapes| shapes.iter().all(|shape| shape.refutes(value)))
+            || self
+                .one
+                .iter()
+                .any(|shapes| shapes.iter().all(|shape| shape.refutes(value)))
+            || self.not.iter().any(|shape| shape.holds(value))
+            || self
+                .dependent_required
+                .iter()
+                .any(|(name, names)| has(name) && names.iter().any(|other| !has(other)))
+            || self
+                .dependent_schemas
+                .iter()
+                .any(|(name, shape)| has(name) && shape.refutes(value))
+    }
+}
+
+/// A list of strings (`required`, `dependentRequired`).
+fn strings(list: &Value) -> Option<Vec<String>> {
+    list.as_array()?
+        .iter()
+        .map(|name| name.as_str().map(str::to_owned))
+        .collect()
 }
 
 /// `oneOf`: one subschema proven to hold and every other refuted.
@@ -648,7 +797,29 @@ impl StringShape {
     }
 }
 
+impl StringShape {
+    /// A length out of bounds (see [`Shape::refutes`]).
+    fn refutes(&self, text: &str) -> bool {
+        (self.min_length.is_some() || self.max_length.is_some())
+            && !within(
+                text.chars().count() as u64,
+                self.min_length,
+                self.max_length,
+            )
+    }
+}
+
 impl ArrayShape {
+    /// A count out of bounds, or an element refuted (see [`Shape::refutes`]).
+    fn refutes(&self, array: DocRef<'_, '_>) -> bool {
+        let count = array.count().unwrap_or(0) as u64;
+        !within(count, self.min_items, self.max_items)
+            || self
+                .items
+                .as_ref()
+                .is_some_and(|items| array.elements().any(|element| items.refutes(element)))
+    }
+
     fn holds(&self, array: DocRef<'_, '_>) -> bool {
         let count = array.count().unwrap_or(0) as u64;
         if !within(count, self.min_items, self.max_items) {
@@ -689,6 +860,32 @@ impl ObjectShape {
             }
         }
         found & self.required == self.required
+    }
+
+    /// A count out of bounds, a required property missing, or a member refuted (see
+    /// [`Shape::refutes`]).
+    fn refutes(&self, object: DocRef<'_, '_>) -> bool {
+        let count = object.count().unwrap_or(0) as u64;
+        if !within(count, self.min_properties, self.max_properties) {
+            return true;
+        }
+        let (mut found, mut next) = (0u64, 0);
+        for (key, value) in object.members() {
+            let declared = match self.find(key, &mut next) {
+                Some(at) => {
+                    found |= 1 << at;
+                    self.properties[at].1.as_ref()
+                }
+                None => None,
+            };
+            if declared
+                .or(self.additional.as_ref())
+                .is_some_and(|schema| schema.refutes(value))
+            {
+                return true;
+            }
+        }
+        found & self.required != self.required
     }
 
     /// The index of property `key`, searching from `*next` round to where it started.
@@ -1100,6 +1297,37 @@ mod tests {
             if chance(state, 5) {
                 parts.push(format!("\"not\":{}", schema(state, depth - 1)));
             }
+            if chance(state, 8) {
+                parts.push(format!("\"if\":{}", schema(state, depth - 1)));
+            }
+            for keyword in ["then", "else"] {
+                if chance(state, 6) {
+                    parts.push(format!("\"{keyword}\":{}", schema(state, depth - 1)));
+                }
+            }
+            if chance(state, 8) {
+                let schemas = members(state, 40, |state| schema(state, depth - 1));
+                parts.push(format!("\"dependentSchemas\":{schemas}"));
+            }
+        }
+        if chance(state, 5) {
+            let lists = members(state, 40, |state| {
+                let mut names: Vec<String> = NAMES.iter().map(|n| format!("\"{n}\"")).collect();
+                names.retain(|_| chance(state, 30));
+                format!("[{}]", names.join(","))
+            });
+            parts.push(format!("\"dependentRequired\":{lists}"));
+        }
+        if chance(state, 4) {
+            // Draft 7's form: a list of names or a schema for each property.
+            let dependencies = members(state, 40, |state| {
+                if chance(state, 50) {
+                    format!("[\"{}\"]", pick(state, &NAMES))
+                } else {
+                    schema(state, 0)
+                }
+            });
+            parts.push(format!("\"dependencies\":{dependencies}"));
         }
         format!("{{{}}}", parts.join(","))
     }
@@ -1198,7 +1426,17 @@ mod tests {
     }
 
     /// How the generated schemas compose subschemas, as their text shows it.
-    const COMPOSITIONS: [&str; 5] = ["\"$ref\":\"#/$defs/", "allOf", "anyOf", "oneOf", "\"not\""];
+    const COMPOSITIONS: [&str; 9] = [
+        "\"$ref\":\"#/$defs/",
+        "allOf",
+        "anyOf",
+        "oneOf",
+        "\"not\"",
+        "\"if\"",
+        "dependentRequired",
+        "dependentSchemas",
+        "dependencies",
+    ];
 
     #[test]
     fn schemas_outside_the_subset_have_no_proof() {
@@ -1251,6 +1489,60 @@ mod tests {
             let doc = Doc::parse("1", &Limits::default()).expect("reads");
             assert!(!compiled.is_valid(&value("1")), "{schema}");
             assert!(!proof.holds(doc.root()), "{schema}");
+        }
+    }
+
+    /// A refutation is a certainty: a subschema that holds (or may) is never taken as failed.
+    /// Each schema here is failed by its instance only because an inner subschema holds
+    /// without the proof being able to show it (`1.0` is an integer from draft 6 on), or
+    /// holds through another alternative.
+    #[test]
+    fn refutations_are_certain() {
+        for (schema, instance) in [
+            // `if` holds unproven: `then` applies, and fails.
+            (
+                r#"{"if": {"type": "integer"}, "then": {"minimum": 5}}"#,
+                "1.0",
+            ),
+            // A member holds unproven: `not` fails.
+            (
+                r#"{"not": {"properties": {"a": {"type": "integer"}}}}"#,
+                r#"{"a": 1.0}"#,
+            ),
+            // One alternative of `anyOf` is refuted, another holds: `not` fails.
+            (
+                r#"{"not": {"anyOf": [{"type": "string"}, {"type": "number"}]}}"#,
+                "1",
+            ),
+            // The second alternative holds unproven: `oneOf` has two.
+            (
+                r#"{"oneOf": [{"type": "array"}, {"items": {"type": "integer"}}]}"#,
+                "[1.0]",
+            ),
+        ] {
+            let schema = value(schema);
+            let compiled = Schema::compile(&schema, &SchemaOptions::default()).expect("compiles");
+            let proof = Proof::compile(&schema, true).expect("within the subset");
+            let doc = Doc::parse(instance, &Limits::default()).expect("reads");
+            assert!(!compiled.is_valid(&value(instance)), "{schema} {instance}");
+            assert!(!proof.holds(doc.root()), "{schema} {instance}");
+        }
+        // What refutation is for: a union told apart by a member's value.
+        let union = value(
+            r#"{"oneOf": [
+                {"properties": {"kind": {"const": "a"}, "x": {"type": "string"}}, "required": ["kind"]},
+                {"properties": {"kind": {"const": "b"}, "x": {"type": "number"}}, "required": ["kind"]}
+            ]}"#,
+        );
+        let proof = Proof::compile(&union, true).expect("within the subset");
+        for (instance, proven) in [
+            (r#"{"kind": "a", "x": "s"}"#, true),
+            (r#"{"kind": "b", "x": 1}"#, true),
+            (r#"{"kind": "c"}"#, false),
+            (r#"{"kind": "a", "x": 1}"#, false),
+        ] {
+            let doc = Doc::parse(instance, &Limits::default()).expect("reads");
+            assert_eq!(proof.holds(doc.root()), proven, "{instance}");
         }
     }
 
