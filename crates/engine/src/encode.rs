@@ -479,7 +479,7 @@ const ESCAPE: [u8; 256] = {
     table
 };
 
-/// [`encode`] for a document read as a [`Doc`]: JSON and NDJSON are written from it
+/// [`encode`] for a document read as a [`Doc`](crate::Doc): JSON and NDJSON are written from it
 /// directly, byte for byte as from the same document as a [`Value`]; the other encodings
 /// take it as a `Value`.
 pub fn encode_doc(

@@ -6,7 +6,7 @@
 //! every output is collected into an array ([`OutputMode::Collect`]).
 //!
 //! Most transforms reshape documents with paths, object construction, `//`, bindings and
-//! arithmetic; those run on [`direct`], an evaluator over the engine's own values that leaves
+//! arithmetic; those run on `direct`, an evaluator over the engine's own values that leaves
 //! everything else, every error included, to jaq (see that module for why and how).
 //!
 //! Containment: a run has a wall-clock budget and a stack reserve (`jqval::budget`); a program
@@ -202,7 +202,7 @@ impl Transform {
         self.run_input(Input::Value(input), timeout)
     }
 
-    /// [`Transform::run`] on a document read as a [`Doc`](crate::Doc): the direct evaluator
+    /// [`Transform::run`] on a document read as a [`Doc`]: the direct evaluator
     /// reads it in place; jaq, when it runs, gets it as a [`Value`].
     pub fn run_doc(
         &self,

@@ -273,7 +273,7 @@ impl Schema {
         self.inner.validator.is_valid(doc)
     }
 
-    /// [`Schema::validate`] for a document read as a [`Doc`](crate::Doc): the same findings.
+    /// [`Schema::validate`] for a document read as a [`Doc`]: the same findings.
     pub fn validate_doc(&self, doc: DocRef<'_, '_>) -> Vec<Finding> {
         self.inner
             .doc_validator
@@ -283,7 +283,7 @@ impl Schema {
             .collect()
     }
 
-    /// [`Schema::is_valid`] for a document read as a [`Doc`](crate::Doc). A schema within
+    /// [`Schema::is_valid`] for a document read as a [`Doc`]. A schema within
     /// the direct proof's subset is checked by it first; jsonschema answers when it does not
     /// hold.
     pub fn is_valid_doc(&self, doc: DocRef<'_, '_>) -> bool {

@@ -9,7 +9,7 @@
 //! the HTTP API sends (and a `RetryInfo` when a retry is invited).
 //!
 //! tonic's own `Server` honours the client's `grpc-timeout`; mounted on axum it does not, so
-//! each service is wrapped in [`with_deadline`], which turns the header into a [`Deadline`]
+//! each service is wrapped in `with_deadline`, which turns the header into a `Deadline`
 //! request extension that the handlers race their work against.
 
 use std::collections::{HashMap, HashSet};

@@ -4,7 +4,7 @@
 //! CPU work runs only while a permit of the concurrency limit is held: when every permit is
 //! taken the request is shed at once (503 / UNAVAILABLE with a retry hint) instead of queueing
 //! without bound. A small document is processed (or validated) on the thread that read it,
-//! with a transform budget of [`INLINE_BUDGET`]; a large one, or one whose transform outruns
+//! with a transform budget of `INLINE_BUDGET`; a large one, or one whose transform outruns
 //! that budget, goes to tokio's blocking pool, so no request holds up the threads that accept
 //! connections and read requests for longer than that (validation has no budget of its own;
 //! ARCHITECTURE.md says what bounds it). A panic while processing becomes an internal error
