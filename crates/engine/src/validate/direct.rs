@@ -197,6 +197,8 @@ struct Compiler<'s> {
     /// The references being compiled, innermost last: one met again is a cycle, which is
     /// left to jsonschema.
     refs: Vec<&'s str>,
+    /// How deep in subschemas the one being compiled is, references followed.
+    depth: usize,
     /// How many more subschemas may be compiled. A reference is compiled where it is used,
     /// so definitions that refer to each other several times could multiply; past this the
     /// schema is left to jsonschema.
@@ -206,8 +208,13 @@ struct Compiler<'s> {
 /// The most subschemas one proof compiles, references followed.
 const MAX_SHAPES: usize = 10_000;
 
-/// The most references followed one inside another (each is a level of recursion here).
+/// The most references followed one inside another.
 const MAX_REFS: usize = 32;
+
+/// The deepest subschema a proof compiles, references followed. Compiling and checking
+/// recurse once a level, and a document's own depth is bounded by its limits, but nested
+/// references could stack one schema's depth on another's.
+const MAX_SHAPE_DEPTH: usize = 128;
 
 impl<'s> Compiler<'s> {
     fn new(root: &'s Value, formats: bool) -> Self {
@@ -216,13 +223,25 @@ impl<'s> Compiler<'s> {
             formats,
             dfa_budget: DFA_BUDGET,
             refs: Vec::new(),
+            depth: 0,
             shapes_left: MAX_SHAPES,
         }
     }
 
-    /// Compiles one subschema; `None` when anything in it is outside the subset.
+    /// Compiles one subschema; `None` when anything in it is outside the subset, or it lies
+    /// deeper than [`MAX_SHAPE_DEPTH`], references followed.
     fn shape(&mut self, schema: &'s Value, root: bool) -> Option<Shape> {
         self.shapes_left = self.shapes_left.checked_sub(1)?;
+        if self.depth >= MAX_SHAPE_DEPTH {
+            return None;
+        }
+        self.depth += 1;
+        let shape = self.shape_within(schema, root);
+        self.depth -= 1;
+        shape
+    }
+
+    fn shape_within(&mut self, schema: &'s Value, root: bool) -> Option<Shape> {
         let formats = self.formats;
         let members = match schema {
             Value::Bool(allowed) => {
@@ -1544,6 +1563,41 @@ mod tests {
             let doc = Doc::parse(instance, &Limits::default()).expect("reads");
             assert_eq!(proof.holds(doc.root()), proven, "{instance}");
         }
+    }
+
+    /// References that each lead into deeply nested subschemas stack their depths; past
+    /// [`MAX_SHAPE_DEPTH`] the schema is left to jsonschema, and compiling it stays within a
+    /// 2 MiB stack (a tokio thread's) even in a debug build.
+    #[test]
+    fn deeply_nested_references_are_left_to_jsonschema() {
+        // Each definition nests 60 `allOf`s (120 levels of JSON, within the default limits)
+        // around a reference to the next: 30 of them are 1,800 levels of subschemas.
+        let nested =
+            |inner: String| (0..60).fold(inner, |inner, _| format!(r#"{{"allOf": [{inner}]}}"#));
+        let definitions: Vec<String> = (0..30)
+            .map(|at| {
+                let next = format!(r##"{{"$ref": "#/$defs/d{}"}}"##, at + 1);
+                format!(r#""d{at}": {}"#, nested(next))
+            })
+            .collect();
+        let schema = format!(
+            r##"{{"$ref": "#/$defs/d0", "$defs": {{{}, "d30": true}}}}"##,
+            definitions.join(",")
+        );
+        let schema = value(&schema);
+        let compiled = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || Proof::compile(&schema, true).is_some())
+            .expect("spawns")
+            .join()
+            .expect("compiles without overflowing the stack");
+        assert!(!compiled);
+        // One definition's depth alone is proven.
+        let shallow = value(&format!(
+            r#"{{"properties": {{"a": {}}}}}"#,
+            nested("true".into())
+        ));
+        assert!(Proof::compile(&shallow, true).is_some());
     }
 
     /// Definitions referred to several times are compiled where each reference is; past
