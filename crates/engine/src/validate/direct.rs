@@ -701,6 +701,9 @@ fn kind_types(kind: Kind) -> u8 {
 }
 
 impl Rest {
+    // Never inlined: `Shape::holds`, which every subschema's check runs, stays as small as
+    // it was before subschemas were composed (most have none).
+    #[inline(never)]
     fn holds(&self, value: DocRef<'_, '_>) -> bool {
         !self.never
             && self
@@ -888,9 +891,15 @@ impl ObjectShape {
         if !within(count, self.min_properties, self.max_properties) {
             return true;
         }
-        let (mut found, mut next) = (0u64, 0);
+        let mut found = 0u64;
         for (key, value) in object.members() {
-            let declared = match self.find(key, &mut next) {
+            // Not `find`: called from here too, the release build stopped inlining it into
+            // `holds` (900 instructions more a trade).
+            let at = self
+                .properties
+                .iter()
+                .position(|(name, _)| same_key(name, key));
+            let declared = match at {
                 Some(at) => {
                     found |= 1 << at;
                     self.properties[at].1.as_ref()
