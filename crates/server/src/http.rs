@@ -854,16 +854,15 @@ async fn process_one(
             encoding,
             version,
         } => {
-            let mut r = (
-                [(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static(encoding.content_type()),
-                )],
-                output,
-            )
-                .into_response();
-            r.headers_mut()
-                .insert(header::VARY, HeaderValue::from_static("accept"));
+            // Built directly: through `(headers, body).into_response()` the body's own
+            // content type was set, then replaced.
+            let mut r = Response::new(Body::from(output));
+            let headers = r.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(encoding.content_type()),
+            );
+            headers.insert(header::VARY, HeaderValue::from_static("accept"));
             with_version(r, version)
         }
         Processed::Rejected { rejection, version } => with_version(

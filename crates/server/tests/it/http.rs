@@ -482,6 +482,8 @@ async fn the_trade_workload_comes_out_exactly_as_expected() {
         assert_eq!(r.status(), StatusCode::OK, "{input}");
         assert_eq!(content_type(&r), JSON);
         assert_eq!(header(&r, "x-assay-version").as_deref(), Some("1"));
+        // The encoding follows `Accept`, so caches must key on it.
+        assert_eq!(header(&r, "vary").as_deref(), Some("accept"));
         let body = r.bytes().await.unwrap();
         assert_same_json(&body, &read_repo_file(expected));
         // JSON output copies every number's text: byte for byte the expectation.
