@@ -71,8 +71,9 @@ struct Shape {
     bounds: Vec<(Bound, Limit)>,
     array: Option<Box<ArrayShape>>,
     object: Option<Box<ObjectShape>>,
-    /// The schema `false`, `$ref`, `allOf`, `anyOf`, `oneOf`, `not`: boxed, as most
-    /// subschemas have none, so that checking one costs a single test.
+    /// The schema `false`, and the subschemas applied to the same value (`$ref`, `allOf`,
+    /// `anyOf`, `oneOf`, `not`, `if`, the dependencies): boxed, as most subschemas have none,
+    /// so that checking one costs a single test.
     rest: Option<Box<Rest>>,
 }
 
