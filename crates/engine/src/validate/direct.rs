@@ -323,11 +323,7 @@ impl<'s> Compiler<'s> {
                             .push((name.clone(), Some(self.shape(schema, false)?)));
                     }
                 }
-                "required" => {
-                    for name in value.as_array()? {
-                        required.push(name.as_str()?.to_owned());
-                    }
-                }
+                "required" => required.extend(strings(value)?),
                 "additionalProperties" => object.additional = Some(self.shape(value, false)?),
                 "minProperties" => object.min_properties = Some(value.as_u64()?),
                 "maxProperties" => object.max_properties = Some(value.as_u64()?),
