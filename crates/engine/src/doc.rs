@@ -241,6 +241,23 @@ impl<'a> Builder<'a> {
         members: impl IntoIterator<Item = (K, T)>,
         mut write: impl FnMut(&mut Self, T),
     ) {
+        let written = self.try_object(members, |b, value| {
+            write(b, value);
+            Ok::<(), std::convert::Infallible>(())
+        });
+        match written {
+            Ok(()) => {}
+            Err(never) => match never {},
+        }
+    }
+
+    /// [`Builder::object`] with a `write` that may fail: the first error ends the object
+    /// (left unfinished: the caller drops the builder).
+    pub(crate) fn try_object<K: Into<Cow<'a, str>>, T, E>(
+        &mut self,
+        members: impl IntoIterator<Item = (K, T)>,
+        mut write: impl FnMut(&mut Self, T) -> Result<(), E>,
+    ) -> Result<(), E> {
         let at = self.nodes.len();
         self.nodes.push(Node::Object { len: 0, end: 0 });
         let mut count = 0;
@@ -248,7 +265,7 @@ impl<'a> Builder<'a> {
             let key_at = self.nodes.len();
             let text = Text::store(key.into(), &mut self.owned);
             self.nodes.push(Node::Key { text, next: 0 });
-            write(self, value);
+            write(self, value)?;
             let end = self.len_u32();
             if let Node::Key { next, .. } = &mut self.nodes[key_at] {
                 *next = end;
@@ -256,6 +273,7 @@ impl<'a> Builder<'a> {
             count += 1;
         }
         self.close(at, count);
+        Ok(())
     }
 
     /// Closes the container at `at`, of `count` elements or members.

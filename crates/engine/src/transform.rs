@@ -221,12 +221,35 @@ impl Transform {
     ) -> Result<Output<'a>, TransformError> {
         let deadline = Instant::now() + timeout;
         let collect = self.mode == OutputMode::Collect;
-        match self.run_direct(Input::Doc(input), deadline, timeout) {
-            Some(outputs) => outputs.map(|o| Output::Doc(o.into_doc(collect))),
+        let direct = match &self.direct {
+            // One output, written into the document as it is computed.
+            Some(program) if !collect && program.yields_at_most_one() => {
+                self.run_direct_one(program, input, deadline, timeout)
+            }
+            _ => self
+                .run_direct(Input::Doc(input), deadline, timeout)
+                .map(|outputs| outputs.map(|o| o.into_doc(collect))),
+        };
+        match direct {
+            Some(doc) => doc.map(Output::Doc),
             None => self
                 .run_jaq(Input::Doc(input), deadline, timeout)
                 .map(Output::Value),
         }
+    }
+
+    /// [`Transform::run_direct`] for a program that yields at most one output, in
+    /// [`OutputMode::One`], writing the output as a document.
+    fn run_direct_one<'a>(
+        &'a self,
+        program: &'a direct::Program,
+        input: DocRef<'a, 'a>,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Option<Result<Doc<'a>, TransformError>> {
+        // A panic in the direct evaluator would be its bug: jaq answers instead.
+        let run = std::panic::catch_unwind(|| program.run_doc_one(input, deadline));
+        answered(run.unwrap_or(Err(direct::Stop::Fallback)), timeout)
     }
 
     fn run_input(&self, input: Input<'_>, timeout: Duration) -> Result<Value, TransformError> {
@@ -260,9 +283,7 @@ impl Transform {
         match run.unwrap_or(Err(direct::Stop::Fallback)) {
             // The count error is jaq's to report.
             Ok(outputs) if self.mode == OutputMode::One && outputs.len() != 1 => None,
-            Ok(outputs) => Some(Ok(outputs)),
-            Err(direct::Stop::Timeout) => Some(Err(TransformError::Timeout(timeout))),
-            Err(direct::Stop::Fallback) => None,
+            run => answered(run, timeout),
         }
     }
 
@@ -328,6 +349,19 @@ pub enum Output<'a> {
 enum Input<'a> {
     Value(&'a Value),
     Doc(DocRef<'a, 'a>),
+}
+
+/// What a direct run's end means for the caller: its answer, a timeout, or `None` to run
+/// jaq instead.
+fn answered<T>(
+    run: Result<T, direct::Stop>,
+    timeout: Duration,
+) -> Option<Result<T, TransformError>> {
+    match run {
+        Ok(answer) => Some(Ok(answer)),
+        Err(direct::Stop::Timeout) => Some(Err(TransformError::Timeout(timeout))),
+        Err(direct::Stop::Fallback) => None,
+    }
 }
 
 fn compile_filter(code: &str) -> Result<Filter, CompileError> {

@@ -182,15 +182,36 @@ impl Program {
     }
 
     fn run_on<'a>(&'a self, input: V<'a>, deadline: Instant) -> Result<Outputs<'a>, Stop> {
-        let mut run = Run {
-            vars: Vec::new(),
-            steps: 0,
-            deadline,
-            hints: Hints::default(),
-        };
+        let mut run = Run::new(deadline);
         let mut out = Vec::with_capacity(1);
         run.eval(&self.root, &input, &mut out)?;
         Ok(Outputs(out))
+    }
+
+    /// Whether the program yields at most one output on any input, so that
+    /// [`Program::run_doc_one`] can write its output as it is computed.
+    pub(crate) fn yields_at_most_one(&self) -> bool {
+        matches!(self.root, Node::One(_)) || answered_alone(&self.root)
+    }
+
+    /// The single output of a program that [yields at most one](Program::yields_at_most_one),
+    /// written into a document as it is computed: an object's members go into the document
+    /// one by one rather than into a list first. No output is [`Stop::Fallback`], as jaq
+    /// reports the count. The terms are evaluated in the order [`Program::run_doc`] evaluates
+    /// them, so a run that stops part-way stops where that one would.
+    pub(crate) fn run_doc_one<'a>(
+        &'a self,
+        input: DocRef<'a, 'a>,
+        deadline: Instant,
+    ) -> Result<Doc<'a>, Stop> {
+        let mut run = Run::new(deadline);
+        // Room for a typical result, as in `Outputs::into_doc`.
+        let mut builder = Builder::with_capacity(64);
+        if run.write(&self.root, &V::Doc(input), &mut builder)? {
+            Ok(builder.finish())
+        } else {
+            Err(Stop::Fallback)
+        }
     }
 }
 
@@ -594,6 +615,80 @@ struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
+    fn new(deadline: Instant) -> Self {
+        Run {
+            vars: Vec::new(),
+            steps: 0,
+            deadline,
+            hints: Hints::default(),
+        }
+    }
+
+    /// Writes the output of `node`, a term that yields at most one, into `builder`; `false`
+    /// when it yields none. Objects are written member by member, each member's term
+    /// evaluated as [`Run::object`] evaluates it; bindings and pipes whose right side makes
+    /// the output are followed; any other term is evaluated by [`Run::at_most_one`] and then
+    /// written.
+    fn write(
+        &mut self,
+        node: &'a Node,
+        input: &V<'a>,
+        builder: &mut Builder<'a>,
+    ) -> Result<bool, Stop> {
+        let mut node = node;
+        while let Node::One(inner) = node {
+            node = inner;
+        }
+        match node {
+            Node::Obj(fields) => {
+                self.tick()?;
+                builder.try_object(
+                    fields.iter().map(|(key, f)| (key.as_str(), f)),
+                    |builder, f| {
+                        // A member that is itself a built object or a binding is written in
+                        // place too; it must yield exactly one output, as `one` requires.
+                        if matches!(f, Node::One(inner) if matches!(**inner, Node::Obj(_) | Node::Pipe(..)))
+                        {
+                            return match self.write(f, input, builder)? {
+                                true => Ok(()),
+                                false => Err(Stop::Fallback),
+                            };
+                        }
+                        self.one(f, input)?.build(builder);
+                        Ok(())
+                    },
+                )?;
+                Ok(true)
+            }
+            Node::Pipe(l, None, r) => {
+                self.tick()?;
+                match self.at_most_one(l, input)? {
+                    Some(y) => self.write(r, &y, builder),
+                    None => Ok(false),
+                }
+            }
+            Node::Pipe(l, Some(x), r) => {
+                self.tick()?;
+                match self.at_most_one(l, input)? {
+                    Some(y) => {
+                        self.vars.push((x, y));
+                        let result = self.write(r, input, builder);
+                        self.vars.pop();
+                        result
+                    }
+                    None => Ok(false),
+                }
+            }
+            node => Ok(match self.at_most_one(node, input)? {
+                Some(v) => {
+                    v.build(builder);
+                    true
+                }
+                None => false,
+            }),
+        }
+    }
+
     fn tick(&mut self) -> Result<(), Stop> {
         self.steps = self.steps.wrapping_add(1);
         if self.steps.is_multiple_of(CLOCK_EVERY) && Instant::now() >= self.deadline {
@@ -815,13 +910,31 @@ impl<'a> Run<'a> {
             // A path with `[]` is never marked (it may yield several); here `index` refuses
             // the step.
             Node::Path(head, steps) => {
-                // `.a.b`, the commonest path, starts at the input without a call.
-                let head = match &**head {
-                    Node::Id => Some(input.clone()),
-                    head => self.at_most_one(head, input)?,
-                };
-                let Some(mut v) = head else {
-                    return Ok(None);
+                let mut steps = &steps[..];
+                let mut v = match (&**head, input) {
+                    // `.a.b` on the input document, the commonest path: members looked up
+                    // on the `DocRef` itself, without a `V` made and dropped at each step.
+                    (Node::Id, V::Doc(d)) => {
+                        let mut d = *d;
+                        loop {
+                            let Some(((Step::Key(k), _), rest)) = steps.split_first() else {
+                                break V::Doc(d);
+                            };
+                            if d.kind() != Kind::Object {
+                                break V::Doc(d);
+                            }
+                            steps = rest;
+                            match d.get_near(k, &mut self.hints) {
+                                Some(member) => d = member,
+                                None => break V::Ref(&NULL),
+                            }
+                        }
+                    }
+                    (Node::Id, _) => input.clone(),
+                    (head, _) => match self.at_most_one(head, input)? {
+                        Some(v) => v,
+                        None => return Ok(None),
+                    },
                 };
                 for (step, opt) in steps {
                     let next = match (step, v) {
@@ -1407,6 +1520,17 @@ mod tests {
         "[] | add",
         "[.a] | add",
         "[.fees[]?.amount, 0.1] | add",
+        // Programs of one output at most, which `Program::run_doc_one` writes as it computes
+        // them: members that are objects and bindings themselves, members and bindings that
+        // yield nothing (no answer: jaq reports the count).
+        "{a: {b: .a, c: {d: .s}}, e: (.a as $x | {y: $x, z: [$x]})}",
+        "{a: (.a | select(. == 1)), s: .s}",
+        "{a: (.a as $x | empty)}",
+        "{a: (.a as $x | {b: ($x | select(. == 1))})}",
+        "(.a | select(. == 1)) as $x | {x: $x}",
+        "{a: .a, n: 1} | {b: .a, m: .n}",
+        ".a as $x | {p: (.s as $x | {y: $x}), q: $x}",
+        ".s as $s | .a as $a | {s: $s, a: $a, both: [$s, $a]} | .both",
         TRADE_JQ,
     ];
 
@@ -1453,6 +1577,22 @@ mod tests {
                 .map_err(|stop| format!("{stop:?}"))
         };
         assert_eq!(texts(&on_doc), texts(&on_value), "on {source}");
+        // Written as it is computed: the one output, or no answer where there is none.
+        if program.yields_at_most_one() {
+            let written = program
+                .run_doc_one(read.root(), deadline)
+                .map(|doc| vec![doc.to_value()]);
+            let expected = match &on_doc {
+                Ok(outputs) if outputs.is_empty() => Err(Stop::Fallback),
+                Ok(outputs) => {
+                    assert_eq!(outputs.len(), 1, "at most one output, on {source}");
+                    Ok(outputs.clone())
+                }
+                Err(Stop::Fallback) => Err(Stop::Fallback),
+                Err(Stop::Timeout) => Err(Stop::Timeout),
+            };
+            assert_eq!(texts(&written), texts(&expected), "written, on {source}");
+        }
         Some(on_value)
     }
 
