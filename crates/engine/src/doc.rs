@@ -20,6 +20,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::{Map, Number};
 
@@ -375,6 +376,14 @@ fn key_at<'n, 'a: 'n>(nodes: &[Node<'a>], owned: &'n [String], index: usize) -> 
     }
 }
 
+/// The index of the key after the key node at `index` (or of the object's end).
+fn next_key(nodes: &[Node<'_>], index: usize) -> usize {
+    match nodes[index] {
+        Node::Key { next, .. } => next as usize,
+        _ => unreachable!("an object member starts with its key"),
+    }
+}
+
 /// Whether two keys are equal. Keys are short, and `==` on slices calls `memcmp`, which costs
 /// more than comparing two keys of up to 16 bytes in one or two loads each: after the lengths,
 /// the first and the last bytes, 4 or 8 of them (overlapping), which between them cover every
@@ -539,6 +548,49 @@ impl<'d, 'a> DocRef<'d, 'a> {
         None
     }
 
+    /// [`DocRef::get_near`] trying `guess` first: in an object of more than
+    /// [`GUESSED_MEMBERS`] members, the member at the place where this lookup found its key
+    /// last time, in this document or an earlier one. A program reads one document after
+    /// another of the same layout, and reads a large object (a record's top level) out of
+    /// order, so that `get_near` would often go most of the way round it, comparing keys;
+    /// stepping to the guessed member compares none. A wrong guess costs the steps, and is
+    /// corrected.
+    pub(crate) fn get_guessed(
+        &self,
+        key: &str,
+        guess: &Guess,
+        hints: &mut Hints,
+    ) -> Option<DocRef<'d, 'a>> {
+        let len = match *self.node() {
+            Node::Object { len, .. } if len > GUESSED_MEMBERS => len,
+            _ => return self.get_near(key, hints),
+        };
+        let nodes = &self.doc.nodes;
+        let place = guess.0.load(Ordering::Relaxed);
+        if place < len {
+            let mut at = self.index + 1;
+            for _ in 0..place {
+                at = next_key(nodes, at);
+            }
+            if same_key(key_at(nodes, &self.doc.owned, at).0, key) {
+                return Some(DocRef {
+                    doc: self.doc,
+                    index: at + 1,
+                });
+            }
+        }
+        let found = self.get_near(key, hints)?;
+        // Its place, for the next lookup.
+        let mut at = self.index + 1;
+        let mut place = 0;
+        while at + 1 != found.index {
+            at = next_key(nodes, at);
+            place += 1;
+        }
+        guess.0.store(place, Ordering::Relaxed);
+        Some(found)
+    }
+
     /// This node and its descendants as a [`Value`]. Numbers keep their text, members their
     /// order.
     pub fn to_value(&self) -> Value {
@@ -581,6 +633,15 @@ pub(crate) struct Hints {
     slots: [(usize, usize, usize); 4],
     turn: usize,
 }
+
+/// Objects of more members than this are searched from a [`Guess`] first.
+const GUESSED_MEMBERS: u32 = 8;
+
+/// Where a lookup found its key last: the member's place among its object's members (see
+/// [`DocRef::get_guessed`]). Shared by every run of a program, on any thread: it is only a
+/// guess, checked before it is used, so a relaxed atomic is enough.
+#[derive(Debug, Default)]
+pub(crate) struct Guess(AtomicU32);
 
 /// The elements of an array; see [`DocRef::elements`].
 #[derive(Debug, Clone)]
@@ -1204,6 +1265,48 @@ mod tests {
         }
     }
 
+    #[test]
+    fn guessed_lookups_find_what_lookups_from_the_start_find() {
+        // Lookup sites, each with its own guess, used on objects of many layouts: large
+        // objects with their members in a different order each time, and nested objects
+        // (large and small) holding the same keys, where a guess that stepped into a member's
+        // value would find the key of the wrong object.
+        let names: Vec<String> = (0..24).map(|i| format!("k{i}")).collect();
+        let sites: Vec<(&str, Guess)> = names
+            .iter()
+            .map(String::as_str)
+            .chain(["", "missing"])
+            .map(|name| (name, Guess::default()))
+            .collect();
+        let mut rng = Gen(0x6e55_0001);
+        let mut large = 0;
+        for _ in 0..300 {
+            let mut text = String::new();
+            rng.object(&mut text, &names, 2);
+            let doc = Doc::parse(&text, &Limits::default()).expect("a generated object reads");
+            let objects: Vec<DocRef<'_, '_>> = (0..doc.nodes.len())
+                .map(|index| DocRef { doc: &doc, index })
+                .filter(|node| node.kind() == Kind::Object)
+                .collect();
+            large += objects
+                .iter()
+                .filter(|o| o.count().unwrap_or(0) > GUESSED_MEMBERS as usize)
+                .count();
+            let mut hints = Hints::default();
+            for _ in 0..100 {
+                let object = objects[rng.below(objects.len() as u64)];
+                let (key, guess) = &sites[rng.below(sites.len() as u64)];
+                let guessed = object.get_guessed(key, guess, &mut hints).map(|v| v.index);
+                assert_eq!(
+                    guessed,
+                    object.get(key).map(|v| v.index),
+                    "{key:?} in {text}"
+                );
+            }
+        }
+        assert!(large > 300, "too few large objects: {large}");
+    }
+
     /// Calls `check` with every node but keys of 8,000 generated documents (those `Doc`
     /// reads), and the document's text.
     fn every_subtree(seed: u64, mut check: impl FnMut(DocRef<'_, '_>, &str)) {
@@ -1312,6 +1415,35 @@ mod tests {
 
         fn pick<'s>(&mut self, from: &[&'s str]) -> &'s str {
             from[self.below(from.len() as u64)]
+        }
+
+        /// An object of a random selection of `names`, each once, in a random order, those ending in 1 sometimes
+        /// escaped (`k1` as `k\u0031`), with nested objects of the same names down to
+        /// `depth` levels below.
+        fn object(&mut self, out: &mut String, names: &[String], depth: u32) {
+            let mut chosen: Vec<&String> = names.iter().filter(|_| self.below(4) != 0).collect();
+            for i in (1..chosen.len()).rev() {
+                chosen.swap(i, self.below(i as u64 + 1));
+            }
+            out.push('{');
+            for (i, name) in chosen.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                match name.strip_suffix('1') {
+                    Some(stem) if self.below(2) == 0 => {
+                        out.push_str(&format!("\"{stem}\\u0031\""));
+                    }
+                    _ => out.push_str(&format!("\"{name}\"")),
+                }
+                out.push(':');
+                match self.below(4) {
+                    0 if depth > 0 => self.object(out, names, depth - 1),
+                    1 => out.push_str("[1,{\"k1\":2},3]"),
+                    _ => out.push_str(&i.to_string()),
+                }
+            }
+            out.push('}');
         }
 
         fn space(&mut self, out: &mut String) {

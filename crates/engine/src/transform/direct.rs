@@ -41,7 +41,7 @@ use serde_json::{Map, Number};
 
 use super::{from_val, to_val};
 use crate::Value;
-use crate::doc::{Builder, Doc, DocRef, Hints, Kind};
+use crate::doc::{Builder, Doc, DocRef, Guess, Hints, Kind};
 
 /// How deeply a program's terms may nest before it is left to jaq (the evaluator recurses on
 /// the program, never on the data).
@@ -121,8 +121,8 @@ enum Piece {
 /// One part of a path.
 #[derive(Debug)]
 enum Step {
-    /// `.a`, `."a"`, `.["a"]`
-    Key(String),
+    /// `.a`, `."a"`, `.["a"]`, and the member where this step found its key last.
+    Key(String, Guess),
     /// `.[0]`, `.[-1]` (an integer literal; negative counts from the end)
     Index(isize),
     /// `.[]`
@@ -285,7 +285,7 @@ fn node(t: &Term<&str>, scope: &mut Vec<String>, depth: usize) -> Option<Node> {
                             // `{a}` is `{a: .a}`
                             None => Node::Path(
                                 Box::new(Node::Id),
-                                vec![(Step::Key(key.clone()), Opt::Essential)],
+                                vec![(Step::Key(key.clone(), Guess::default()), Opt::Essential)],
                             ),
                         };
                         (key, value)
@@ -453,7 +453,9 @@ fn call(name: &str, args: &[Term<&str>], scope: &mut Vec<String>, depth: usize) 
 
 fn step(part: &Part<Term<&str>>) -> Option<Step> {
     match part {
-        Part::Index(Term::Str(None, parts)) => Some(Step::Key(literal_string(parts)?)),
+        Part::Index(Term::Str(None, parts)) => {
+            Some(Step::Key(literal_string(parts)?, Guess::default()))
+        }
         // jaq compiles integer literals to `isize`; anything else is left to it.
         Part::Index(Term::Num(n)) => n.parse::<isize>().ok().map(Step::Index),
         Part::Index(Term::Neg(t)) => match &**t {
@@ -819,7 +821,7 @@ impl<'a> Run<'a> {
             };
             self.tick()?;
             let applied = match (step, v) {
-                (Step::Key(_) | Step::Index(_), value) if !rest.is_empty() => {
+                (Step::Key(..) | Step::Index(_), value) if !rest.is_empty() => {
                     match index(step, value, &mut self.hints) {
                         Some(next) => {
                             (v, steps) = (next, rest);
@@ -917,14 +919,14 @@ impl<'a> Run<'a> {
                     (Node::Id, V::Doc(d)) => {
                         let mut d = *d;
                         loop {
-                            let Some(((Step::Key(k), _), rest)) = steps.split_first() else {
+                            let Some(((Step::Key(k, guess), _), rest)) = steps.split_first() else {
                                 break V::Doc(d);
                             };
                             if d.kind() != Kind::Object {
                                 break V::Doc(d);
                             }
                             steps = rest;
-                            match d.get_near(k, &mut self.hints) {
+                            match d.get_guessed(k, guess, &mut self.hints) {
                                 Some(member) => d = member,
                                 None => break V::Ref(&NULL),
                             }
@@ -940,9 +942,10 @@ impl<'a> Run<'a> {
                     let next = match (step, v) {
                         // A member of an input object, the common step, without `index`'s
                         // match (and with `v` moved, so nothing is dropped).
-                        (Step::Key(k), V::Doc(d)) if d.kind() == Kind::Object => {
-                            Some(d.get_near(k, &mut self.hints).map_or(V::Ref(&NULL), V::Doc))
-                        }
+                        (Step::Key(k, guess), V::Doc(d)) if d.kind() == Kind::Object => Some(
+                            d.get_guessed(k, guess, &mut self.hints)
+                                .map_or(V::Ref(&NULL), V::Doc),
+                        ),
                         (step, v) => index(step, v, &mut self.hints),
                     };
                     v = match (next, opt) {
@@ -1076,17 +1079,17 @@ fn answered_alone(node: &Node) -> bool {
 /// A key or index step applied to `v`; `None` if `v` cannot take it (or the step is `[]`).
 fn index<'a>(step: &Step, v: V<'a>, hints: &mut Hints) -> Option<V<'a>> {
     Some(match (step, v) {
-        (Step::Key(k), V::Ref(Value::Object(m))) => V::Ref(member(m, k).unwrap_or(&NULL)),
-        (Step::Key(k), V::Owned(v)) if v.is_object() => V::owned(
+        (Step::Key(k, _), V::Ref(Value::Object(m))) => V::Ref(member(m, k).unwrap_or(&NULL)),
+        (Step::Key(k, _), V::Owned(v)) if v.is_object() => V::owned(
             v.as_object()
                 .and_then(|m| member(m, k))
                 .cloned()
                 .unwrap_or(Value::Null),
         ),
-        (Step::Key(k), V::Doc(d)) if d.kind() == Kind::Object => {
-            d.get_near(k, hints).map_or(V::Ref(&NULL), V::Doc)
+        (Step::Key(k, guess), V::Doc(d)) if d.kind() == Kind::Object => {
+            d.get_guessed(k, guess, hints).map_or(V::Ref(&NULL), V::Doc)
         }
-        (Step::Key(k), V::Obj(members)) => members
+        (Step::Key(k, _), V::Obj(members)) => members
             .into_iter()
             .find_map(|(name, v)| (name == k).then_some(v))
             .unwrap_or(V::Ref(&NULL)),
@@ -1115,7 +1118,7 @@ fn index<'a>(step: &Step, v: V<'a>, hints: &mut Hints) -> Option<V<'a>> {
         }
         // jqval: indexing `null` with anything yields `null`, and so does looking a number up
         // in an object (whose keys are all strings).
-        (Step::Key(_) | Step::Index(_), v) if v.kind() == Kind::Null => V::Ref(&NULL),
+        (Step::Key(..) | Step::Index(_), v) if v.kind() == Kind::Null => V::Ref(&NULL),
         (Step::Index(_), v) if v.kind() == Kind::Object => V::Ref(&NULL),
         _ => return None,
     })
@@ -1151,7 +1154,7 @@ fn position(i: isize, len: usize) -> Option<usize> {
 /// Applies one path step to `v`, appending what it yields; `false` if `v` cannot take it.
 fn apply<'a>(step: &Step, v: V<'a>, out: &mut Vec<V<'a>>, hints: &mut Hints) -> bool {
     match (step, v) {
-        (Step::Key(_) | Step::Index(_), v) => match index(step, v, hints) {
+        (Step::Key(..) | Step::Index(_), v) => match index(step, v, hints) {
             Some(v) => out.push(v),
             None => return false,
         },
