@@ -27,8 +27,10 @@
 use std::cmp::Ordering;
 
 use regex::Regex;
-use regex_automata::Input;
 use regex_automata::dfa::{Automaton, dense};
+use regex_automata::util::primitives::StateID;
+use regex_automata::util::start;
+use regex_automata::{Anchored, Input};
 
 use crate::Value;
 use crate::doc::{DocRef, Kind, same_key};
@@ -485,10 +487,15 @@ impl<'s> Compiler<'s> {
                 .build(&translated)
                 .ok()
         });
-        match dfa.flatten() {
-            Some(dfa) => {
+        // Unanchored, at the start of a string (no byte before it).
+        let at_start = start::Config::new().anchored(Anchored::No);
+        match dfa
+            .flatten()
+            .and_then(|dfa| Some((dfa.start_state(&at_start).ok()?, dfa)))
+        {
+            Some((start, dfa)) => {
                 self.dfa_budget = self.dfa_budget.saturating_sub(dfa.memory_usage());
-                Some(Pattern::Dense(Box::new(dfa)))
+                Some(Pattern::Dense(Box::new(dfa), start))
             }
             None => Regex::new(&translated).ok().map(Pattern::Regex),
         }
@@ -506,9 +513,10 @@ const DFA_BUDGET: usize = 4 << 20;
 /// A compiled `pattern`.
 #[derive(Debug)]
 enum Pattern {
-    /// A DFA built ahead of time: a schema's patterns are short, the strings they check
-    /// shorter, and `regex`'s lazy DFA spent more setting each search up than matching.
-    Dense(Box<dense::DFA<Vec<u32>>>),
+    /// A DFA built ahead of time, and the state a search from the start of a string begins
+    /// in: a schema's patterns are short, the strings they check shorter, and `regex`'s lazy
+    /// DFA spent more setting each search up than matching.
+    Dense(Box<dense::DFA<Vec<u32>>>, StateID),
     /// What the dense DFA cannot take (Unicode word boundaries, patterns past the size limit).
     Regex(Regex),
 }
@@ -516,10 +524,31 @@ enum Pattern {
 impl Pattern {
     fn is_match(&self, text: &str) -> bool {
         match self {
-            // A dense DFA fails only on bytes configured to make it quit; none are.
-            Pattern::Dense(dfa) => dfa
-                .try_search_fwd(&Input::new(text).earliest(true))
-                .is_ok_and(|found| found.is_some()),
+            // The DFA's own search loop, without setting a search up: the unanchored start
+            // state for a string's start is the same for every string, and the first match
+            // state (entered a byte after the match) answers, as `earliest` does.
+            Pattern::Dense(dfa, start) => {
+                let mut state = *start;
+                for &byte in text.as_bytes() {
+                    state = dfa.next_state(state, byte);
+                    if dfa.is_special_state(state) {
+                        if dfa.is_match_state(state) {
+                            return true;
+                        }
+                        if dfa.is_dead_state(state) {
+                            return false;
+                        }
+                        // Quit states stop a search in error; none are configured, but
+                        // should one arise, the library's search decides.
+                        if dfa.is_quit_state(state) {
+                            return dfa
+                                .try_search_fwd(&Input::new(text).earliest(true))
+                                .is_ok_and(|found| found.is_some());
+                        }
+                    }
+                }
+                dfa.is_match_state(dfa.next_eoi_state(state))
+            }
             Pattern::Regex(regex) => regex.is_match(text),
         }
     }
@@ -1821,7 +1850,7 @@ mod tests {
             let reference = Regex::new(&translated).expect("compiles");
             let mut compiler = Compiler::new(&Value::Null, true);
             let compiled = compiler.pattern(source).expect("compiles");
-            dense += usize::from(matches!(compiled, Pattern::Dense(_)));
+            dense += usize::from(matches!(compiled, Pattern::Dense(..)));
             total += 1;
             for text in texts {
                 assert_eq!(
@@ -1858,7 +1887,7 @@ mod tests {
                 .and_then(|s| s.string.as_ref())
                 .expect("a string shape");
             match &string.patterns[0] {
-                Pattern::Dense(dfa) => {
+                Pattern::Dense(dfa, _) => {
                     dense += 1;
                     memory += dfa.memory_usage();
                 }
