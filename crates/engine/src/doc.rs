@@ -707,17 +707,9 @@ impl<'d, 'a> Iterator for Members<'d, 'a> {
 /// byte equal to a constant is a zero byte after XOR, and `x - 0x01..01 & !x & 0x80..80`
 /// marks zero bytes (`x - 0x20..20` bytes under 0x20); the lowest mark is always exact.
 pub(crate) fn plain_run(bytes: &[u8], from: usize) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
     let mut pos = from;
     while let Some(chunk) = bytes.get(pos..pos + 8) {
-        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
-        let quote = word ^ (ONES * u64::from(b'"'));
-        let backslash = word ^ (ONES * u64::from(b'\\'));
-        let marks = (quote.wrapping_sub(ONES) & !quote
-            | backslash.wrapping_sub(ONES) & !backslash
-            | word.wrapping_sub(ONES * 0x20) & !word)
-            & HIGHS;
+        let marks = special_bytes(u64::from_le_bytes(chunk.try_into().expect("eight bytes")));
         if marks != 0 {
             return pos + (marks.trailing_zeros() / 8) as usize;
         }
@@ -728,6 +720,42 @@ pub(crate) fn plain_run(bytes: &[u8], from: usize) -> usize {
         pos += 1;
     }
     pos
+}
+
+/// The high bit of each byte of `word` (eight bytes, little-endian) that is a quote, a
+/// backslash or a control character, and possibly of bytes above the lowest such byte;
+/// zero when there is none.
+pub(crate) fn special_bytes(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let quote = word ^ (ONES * u64::from(b'"'));
+    let backslash = word ^ (ONES * u64::from(b'\\'));
+    (quote.wrapping_sub(ONES) & !quote
+        | backslash.wrapping_sub(ONES) & !backslash
+        | word.wrapping_sub(ONES * 0x20) & !word)
+        & HIGHS
+}
+
+/// Whether a string of up to 16 bytes has no byte a JSON string must escape (quote,
+/// backslash, control characters), read in one or two words; `false` for a longer one.
+pub(crate) fn short_and_plain(bytes: &[u8]) -> bool {
+    let word = |chunk: &[u8; 8]| u64::from_le_bytes(*chunk);
+    let half = |chunk: &[u8; 4]| u64::from(u32::from_le_bytes(*chunk));
+    match bytes.len() {
+        0 => true,
+        1..=3 => bytes.iter().all(|&b| PLAIN[usize::from(b)]),
+        4..=7 => match (bytes.first_chunk(), bytes.last_chunk()) {
+            (Some(first), Some(last)) => special_bytes(half(first) | half(last) << 32) == 0,
+            _ => false,
+        },
+        8..=16 => match (bytes.first_chunk(), bytes.last_chunk()) {
+            (Some(first), Some(last)) => {
+                special_bytes(word(first)) | special_bytes(word(last)) == 0
+            }
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 /// The bytes a string's scan passes over: all but quote, backslash and control characters.
@@ -1365,6 +1393,7 @@ mod tests {
 
     #[test]
     fn plain_runs_stop_where_a_byte_by_byte_scan_stops() {
+        // (And short strings are plain exactly when no byte stops the scan.)
         let naive = |bytes: &[u8], from: usize| {
             (from..bytes.len())
                 .find(|&i| matches!(bytes[i], b'"' | b'\\' | 0..=0x1f))
@@ -1374,10 +1403,12 @@ mod tests {
         for length in 0..40 {
             let plain: Vec<u8> = filler.iter().copied().cycle().take(length).collect();
             assert_eq!(plain_run(&plain, 0), length);
+            assert_eq!(short_and_plain(&plain), length <= 16, "{plain:?}");
             for at in 0..length {
                 for stop in [b'"', b'\\', 0x00, 0x01, 0x1f] {
                     let mut bytes = plain.clone();
                     bytes[at] = stop;
+                    assert!(!short_and_plain(&bytes), "{bytes:?}");
                     for from in [0, at.saturating_sub(3), at] {
                         assert_eq!(
                             plain_run(&bytes, from),

@@ -54,7 +54,7 @@ use rmp::encode::ByteBuf;
 use serde_json::Map;
 
 use crate::Value;
-use crate::doc::{DocRef, Kind, plain_run};
+use crate::doc::{DocRef, Kind, plain_run, short_and_plain};
 
 /// An output format for a [`Value`].
 #[derive(
@@ -536,6 +536,12 @@ fn write_json_string(s: &str, out: &mut Vec<u8>) {
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
+    // Most strings are short and need no escape: checked a word at a time and copied whole.
+    if short_and_plain(bytes) {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     loop {
         // The bytes that need escaping are the ones a JSON reader stops at, so the reader's
