@@ -656,7 +656,14 @@ impl<'a> Run<'a> {
                                 false => Err(Stop::Fallback),
                             };
                         }
-                        self.one(f, input)?.build(builder);
+                        // Every member of an object written here yields at most one output
+                        // (the object would not be marked otherwise), so `one` comes down to
+                        // `at_most_one`; a member that did not would stop the run (left to
+                        // jaq), never answer wrongly.
+                        match self.at_most_one(f, input)? {
+                            Some(v) => v.build(builder),
+                            None => return Err(Stop::Fallback),
+                        }
                         Ok(())
                     },
                 )?;
@@ -872,6 +879,24 @@ impl<'a> Run<'a> {
         Ok(V::Obj(members))
     }
 
+    /// [`Run::object`] for a marked object, whose members each yield at most one output:
+    /// each evaluated by [`Run::at_most_one`] (one with none stops the run, as in `object`;
+    /// one with several, were it here, would stop it too, never answer wrongly).
+    fn object_of_one(
+        &mut self,
+        fields: &'a [(String, Node)],
+        input: &V<'a>,
+    ) -> Result<V<'a>, Stop> {
+        let mut members = Vec::with_capacity(fields.len());
+        for (key, f) in fields {
+            match self.at_most_one(f, input)? {
+                Some(v) => members.push((key.as_str(), v)),
+                None => return Err(Stop::Fallback),
+            }
+        }
+        Ok(V::Obj(members))
+    }
+
     /// `"a\(f)b"`, each term's single output written by `tostring`.
     fn interp(&mut self, pieces: &'a [Piece], input: &V<'a>) -> Result<Value, Stop> {
         let mut s = String::new();
@@ -958,7 +983,7 @@ impl<'a> Run<'a> {
             }
             Node::Empty => None,
             Node::Arr(f) => Some(self.array(f.as_deref(), input)?),
-            Node::Obj(fields) => Some(self.object(fields, input)?),
+            Node::Obj(fields) => Some(self.object_of_one(fields, input)?),
             Node::Interp(pieces) => owned(self.interp(pieces, input)?),
             Node::Builtin(b) => Some(builtin_on(*b, input)?),
             Node::Builtin1(b, arg) => {
@@ -1529,6 +1554,9 @@ mod tests {
         "{a: {b: .a, c: {d: .s}}, e: (.a as $x | {y: $x, z: [$x]})}",
         "{a: (.a | select(. == 1)), s: .s}",
         "{a: (.a as $x | empty)}",
+        "{x: .s.t?, y: 1}",
+        "{x: empty}",
+        "[{x: .s.t?}, {y: (.a | select(. == 1))}]",
         "{a: (.a as $x | {b: ($x | select(. == 1))})}",
         "(.a | select(. == 1)) as $x | {x: $x}",
         "{a: .a, n: 1} | {b: .a, m: .n}",
