@@ -573,6 +573,10 @@ impl Limit {
         })
     }
 
+    fn is_zero(&self) -> bool {
+        self.whole.is_empty() && self.fraction.is_empty()
+    }
+
     fn decimal(&self) -> Decimal<'_> {
         Decimal {
             negative: self.negative,
@@ -698,6 +702,20 @@ impl Shape {
         if self.bounds.is_empty() {
             return true;
         }
+        // Bounds of 0 (`"minimum": 0`, `"exclusiveMinimum": 0`: amounts and prices) need
+        // only the number's sign. A number with an exponent is left to jsonschema, as
+        // `Decimal::read` leaves it (jsonschema compares `1e-400` as a float, with 0).
+        if self.bounds.iter().all(|(_, limit)| limit.is_zero()) {
+            let Some(sign) = sign_of(text) else {
+                return false;
+            };
+            return self.bounds.iter().all(|(bound, _)| match bound {
+                Bound::Minimum => sign >= 0,
+                Bound::Maximum => sign <= 0,
+                Bound::ExclusiveMinimum => sign > 0,
+                Bound::ExclusiveMaximum => sign < 0,
+            });
+        }
         let Some(number) = Decimal::read(text) else {
             return false;
         };
@@ -711,6 +729,29 @@ impl Shape {
             }
         })
     }
+}
+
+/// The sign of a JSON number literal without an exponent (-1, 0 or 1; `-0` and `0.000` are
+/// 0), read as [`Decimal::read`] would order it against 0; `None` for a literal with an
+/// exponent.
+fn sign_of(text: &str) -> Option<i8> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let mut nonzero = false;
+    for byte in digits.bytes() {
+        match byte {
+            b'e' | b'E' => return None,
+            b'1'..=b'9' => nonzero = true,
+            _ => {}
+        }
+    }
+    Some(match (nonzero, negative) {
+        (false, _) => 0,
+        (true, true) => -1,
+        (true, false) => 1,
+    })
 }
 
 /// The `type` bits a value of `kind` may meet. Which numbers are integers depends on the
@@ -1968,6 +2009,54 @@ mod tests {
             assert_eq!(compare_decimals(a, b), Some(Ordering::Equal), "{a} {b}");
         }
         assert_eq!(compare_decimals("1e2", "100"), None);
+    }
+
+    /// Bounds of 0, decided by a number's sign alone: what the proof accepts jsonschema
+    /// accepts (numbers with exponents, negative zero, long fractions), and it proves every
+    /// number without an exponent that meets the bound.
+    #[test]
+    fn zero_bounds_judge_as_jsonschema_judges() {
+        let numbers = [
+            "0",
+            "-0",
+            "0.0",
+            "-0.000",
+            "0e5",
+            "-0E-5",
+            "0.000e+400",
+            "1",
+            "-1",
+            "0.001",
+            "-0.001",
+            "1e-400",
+            "-1e-400",
+            "2.5E3",
+            "-2.5e3",
+            "0.0000000000000000000001",
+            "-0.0000000000000000000001",
+            "100000000000000000000000",
+            "9007199254740993",
+            "-9007199254740993",
+            "2718350.0000000",
+            "0.50e0",
+        ];
+        for keyword in ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"] {
+            for limit in ["0", "0.0", "-0"] {
+                let schema_value = value(&format!(r#"{{"{keyword}": {limit}}}"#));
+                let proof = Proof::compile(&schema_value, true).expect("a proof");
+                let schema =
+                    Schema::compile(&schema_value, &SchemaOptions::default()).expect("compiles");
+                for number in numbers {
+                    let doc = Doc::parse(number, &Limits::default()).expect("reads");
+                    let (proven, valid) =
+                        (proof.holds(doc.root()), schema.is_valid(&value(number)));
+                    assert!(!proven || valid, "{number} against {keyword} {limit}");
+                    if valid && !number.contains(['e', 'E']) {
+                        assert!(proven, "{number} against {keyword} {limit} not proven");
+                    }
+                }
+            }
+        }
     }
 
     /// Dates and times built from random digits around every field's limits: whatever the
