@@ -1448,9 +1448,9 @@ mod tests {
             from[self.below(from.len() as u64)]
         }
 
-        /// An object of a random selection of `names`, each once, in a random order, those ending in 1 sometimes
-        /// escaped (`k1` as `k\u0031`), with nested objects of the same names down to
-        /// `depth` levels below.
+        /// An object of a random selection of `names`, each once, in a random order (those
+        /// ending in 1 sometimes escaped, `k1` as `k\u0031`), with nested objects of the same
+        /// names down to `depth` levels below.
         fn object(&mut self, out: &mut String, names: &[String], depth: u32) {
             let mut chosen: Vec<&String> = names.iter().filter(|_| self.below(4) != 0).collect();
             for i in (1..chosen.len()).rev() {

@@ -628,7 +628,7 @@ impl<'a> Run<'a> {
 
     /// Writes the output of `node`, a term that yields at most one, into `builder`; `false`
     /// when it yields none. Objects are written member by member, each member's term
-    /// evaluated as [`Run::object`] evaluates it; bindings and pipes whose right side makes
+    /// evaluated as [`Run::object_of_one`] evaluates it; bindings and pipes whose right side makes
     /// the output are followed; any other term is evaluated by [`Run::at_most_one`] and then
     /// written.
     fn write(
@@ -660,10 +660,9 @@ impl<'a> Run<'a> {
                         // (the object would not be marked otherwise), so `one` comes down to
                         // `at_most_one`; a member that did not would stop the run (left to
                         // jaq), never answer wrongly.
-                        match self.at_most_one(f, input)? {
-                            Some(v) => v.build(builder),
-                            None => return Err(Stop::Fallback),
-                        }
+                        self.at_most_one(f, input)?
+                            .ok_or(Stop::Fallback)?
+                            .build(builder);
                         Ok(())
                     },
                 )?;
@@ -889,10 +888,8 @@ impl<'a> Run<'a> {
     ) -> Result<V<'a>, Stop> {
         let mut members = Vec::with_capacity(fields.len());
         for (key, f) in fields {
-            match self.at_most_one(f, input)? {
-                Some(v) => members.push((key.as_str(), v)),
-                None => return Err(Stop::Fallback),
-            }
+            let v = self.at_most_one(f, input)?.ok_or(Stop::Fallback)?;
+            members.push((key.as_str(), v));
         }
         Ok(V::Obj(members))
     }
