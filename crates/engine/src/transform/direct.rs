@@ -962,8 +962,9 @@ impl<'a> Run<'a> {
                 };
                 for (step, opt) in steps {
                     let next = match (step, v) {
-                        // A member of an input object, the common step, without `index`'s
-                        // match (and with `v` moved, so nothing is dropped).
+                        // A member of an input object after another head (`$x.a`,
+                        // `(.a // .b).c`), without `index`'s match (and with `v` moved, so
+                        // nothing is dropped).
                         (Step::Key(k, guess), V::Doc(d)) if d.kind() == Kind::Object => Some(
                             d.get_guessed(k, guess, &mut self.hints)
                                 .map_or(V::Ref(&NULL), V::Doc),

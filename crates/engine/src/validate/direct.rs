@@ -573,10 +573,6 @@ impl Limit {
         })
     }
 
-    fn is_zero(&self) -> bool {
-        self.whole.is_empty() && self.fraction.is_empty()
-    }
-
     fn decimal(&self) -> Decimal<'_> {
         Decimal {
             negative: self.negative,
@@ -705,7 +701,11 @@ impl Shape {
         // Bounds of 0 (`"minimum": 0`, `"exclusiveMinimum": 0`: amounts and prices) need
         // only the number's sign. A number with an exponent is left to jsonschema, as
         // `Decimal::read` leaves it (jsonschema compares `1e-400` as a float, with 0).
-        if self.bounds.iter().all(|(_, limit)| limit.is_zero()) {
+        if self
+            .bounds
+            .iter()
+            .all(|(_, limit)| limit.decimal().sign() == 0)
+        {
             let Some(sign) = sign_of(text) else {
                 return false;
             };
