@@ -25,7 +25,8 @@ server=
 stop() { [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null; server=; }
 trap 'stop; rm -rf "$work"' EXIT
 A="http://127.0.0.1:$PORT"
-export ASSAY_API_KEY=$("$BIN" keys create --tenant bench --role admin --data-dir "$work/data" 2>/dev/null)
+ASSAY_API_KEY=$("$BIN" keys create --tenant bench --role admin --data-dir "$work/data" 2>/dev/null)
+export ASSAY_API_KEY
 printf 'input_schema: trade-input\noutput_schema: trade-output\noutput: json\n' > "$work/trade.yaml"
 # A quota far above what one core can serve: every request is checked, none refused.
 limits=(--rate-limit-per-second 1000000 --rate-limit-burst 1000000)

@@ -1,4 +1,6 @@
-# Sourced by the service benchmarks (bench-service.sh, bench-memory.sh, bench-instructions.sh):
+# shellcheck shell=bash
+# Sourced by the service benchmarks (bench-service.sh, bench-memory.sh, bench-instructions.sh)
+# and by build-pgo.sh's training:
 # one `assay serve` on a fresh embedded store with an admin key, pinned to core 0, and the
 # trade workload's requests for the load tools on core 1. Expects BIN and PORT (and takes
 # WRAP, a command to run the server under, and READY_TRIES, tenths of a second to wait for
@@ -13,7 +15,9 @@ start_trade_server() {
   # shellcheck disable=SC2086 # WRAP is a command and its arguments
   taskset -c 0 ${WRAP:-} "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$work/data" 2>"$work/server.log" &
   server=$!
-  trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
+  # SIGTERM, so the server drains and exits as in production (an instrumented build writes its
+  # profile then). `|| true`: under `set -e` a server already gone would fail the trap.
+  trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$work"' EXIT
   A="http://127.0.0.1:$PORT"
   for _ in $(seq "${READY_TRIES:-100}"); do curl -sf "$A/readyz" >/dev/null && break; sleep 0.1; done
 }
