@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Profile-guided release build of `assay`: the build to ship when speed matters. It builds an
 # instrumented server, trains it on the trade workload (scripts/trade-corpus.py: varied trades,
-# one in eight invalid, none of them examples/trade/trade.json) through HTTP process and
-# validate, an NDJSON batch, gRPC and the echo routes, merges the profile with llvm-profdata and
-# builds again with it. LLVM then lays out and inlines the code by what the service really runs.
+# one in eight invalid, none of them examples/trade/trade.json) through HTTP process (JSON,
+# MessagePack, canonical JSON; and CBOR through a composed schema and a transform run by jaq)
+# and validate, an NDJSON batch, gRPC and the echo routes, merges the profile with
+# llvm-profdata and builds again with it. LLVM then lays out and inlines the code by what the service really runs.
 # Measured in docs/benchmarks.md ("Profile-guided build"). Needs wrk, curl, python3 and an
 # llvm-profdata of the LLVM that rustc uses (`rustc -vV`): Debian's `llvm-NN` package, rustup's
 # `llvm-tools` component, or LLVM_PROFDATA=path; h2load (Debian `nghttp2-client`) for the
@@ -71,6 +72,19 @@ LUA
     wrk -t1 -c16 -d"${SECS}s" -s "$work/corpus.lua" "$A$route" | grep 'Requests/sec'
   done
   wrk -t1 -c16 -d"$((SECS / 2 + 1))s" -s "$work/post.lua" "$A/v1/echo" | grep 'Requests/sec'
+  # Beyond the trade pipeline's own paths, so that they are not laid out as code that never
+  # runs: the other encodings, a schema composed with $ref, allOf, anyOf and oneOf, and a
+  # program the direct evaluator leaves to jaq (`reduce`).
+  "$BIN" schema put trade-input-modular examples/trade/input-modular.schema.json --server "$A" >/dev/null
+  sed 's|\[\.fees\[\]?\.amount\] \| add // 0|reduce .fees[]?.amount as $a (0; . + $a)|' \
+    examples/trade/transform.jq > "$work/reduce.jq"
+  grep -q reduce "$work/reduce.jq"
+  printf 'input_schema: trade-input-modular\noutput_schema: trade-output\noutput: cbor\n' > "$work/jaq.yaml"
+  "$BIN" pipeline put trade-jaq "$work/jaq.yaml" --transform-file "$work/reduce.jq" --server "$A" >/dev/null
+  for route in "/v1/pipelines/trade/process?encoding=msgpack" "/v1/pipelines/trade/process?encoding=jcs" \
+    /v1/pipelines/trade-jaq/process; do
+    wrk -t1 -c16 -d"$((SECS / 2 + 1))s" -s "$work/corpus.lua" "$A$route" | grep 'Requests/sec'
+  done
   curl -sf "$A/v1/pipelines/trade/process" -H 'content-type: application/x-ndjson' \
     -H "authorization: Bearer $KEY" --data-binary @"$work/corpus.ndjson" | wc -l
   if command -v h2load >/dev/null; then
