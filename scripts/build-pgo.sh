@@ -88,27 +88,13 @@ LUA
   curl -sf "$A/v1/pipelines/trade/process" -H 'content-type: application/x-ndjson' \
     -H "authorization: Bearer $KEY" --data-binary @"$work/corpus.ndjson" | wc -l
   if command -v h2load >/dev/null; then
-    # The first corpus trade the pipeline accepts rather than trade.json, framed as
-    # write_requests frames it.
+    # The first corpus trade the pipeline accepts, rather than trade.json.
     while IFS= read -r line; do
       code=$(curl -s -o /dev/null -w '%{http_code}' "$A/v1/pipelines/trade/process" \
         -H 'content-type: application/json' -H "authorization: Bearer $KEY" --data-binary "$line")
       [ "$code" = 200 ] && { printf '%s' "$line" > "$work/accepted.json"; break; }
     done < "$work/corpus.ndjson"
-    python3 - "$work" <<'PY'
-import sys
-work = sys.argv[1]
-doc = open(f"{work}/accepted.json", "rb").read()
-def field(n, b):
-    out, k = bytearray([(n << 3) | 2]), len(b)
-    while k >= 0x80:
-        out.append((k & 0x7F) | 0x80); k >>= 7
-    out.append(k)
-    return bytes(out) + b
-def frame(msg):
-    return b"\0" + len(msg).to_bytes(4, "big") + msg
-open(f"{work}/process.grpc", "wb").write(frame(field(1, b"trade") + field(2, doc)))
-PY
+    DOC="$work/accepted.json" write_requests
     for method in Process Echo; do
       body=$([ "$method" = Echo ] && echo echo.grpc || echo process.grpc)
       h2load -D "$SECS" -c 4 -m 8 -d "$work/$body" -H 'content-type: application/grpc' \

@@ -33,7 +33,8 @@ register_trade() {
 }
 
 # $work/post.lua (wrk: POST trade.json with the key), and the gRPC-framed request bodies
-# $work/process.grpc (`Process`, pipeline `trade`) and $work/echo.grpc (`Echo`) for h2load.
+# $work/process.grpc (`Process`, pipeline `trade`) and $work/echo.grpc (`Echo`) for h2load, of
+# trade.json or of the file DOC names.
 write_requests() {
   cat > "$work/post.lua" <<'LUA'
 wrk.method = "POST"
@@ -43,10 +44,10 @@ local f = io.open("examples/trade/trade.json", "rb")
 wrk.body = f:read("*a")
 f:close()
 LUA
-  python3 - "$work" <<'PY'
+  python3 - "$work" "${DOC:-examples/trade/trade.json}" <<'PY'
 import sys
-work = sys.argv[1]
-doc = open("examples/trade/trade.json", "rb").read()
+work, document = sys.argv[1], sys.argv[2]
+doc = open(document, "rb").read()
 def field(n, b):  # a length-delimited protobuf field
     out, k = bytearray([(n << 3) | 2]), len(b)
     while k >= 0x80:
