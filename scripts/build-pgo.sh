@@ -4,11 +4,11 @@
 # one in eight invalid, none of them examples/trade/trade.json) through HTTP process (JSON,
 # MessagePack, canonical JSON; and CBOR through a composed schema and a transform run by jaq)
 # and validate, an NDJSON batch, gRPC and the echo routes, merges the profile with
-# llvm-profdata and builds again with it. LLVM then lays out and inlines the code by what the service really runs.
-# Measured in docs/benchmarks.md ("Profile-guided build"). Needs wrk, curl, python3 and an
-# llvm-profdata of the LLVM that rustc uses (`rustc -vV`): Debian's `llvm-NN` package, rustup's
-# `llvm-tools` component, or LLVM_PROFDATA=path; h2load (Debian `nghttp2-client`) for the
-# gRPC part of the training, which is left out without it.
+# llvm-profdata and builds again with it: LLVM then lays out and inlines the code by what the
+# service really runs. Measured in docs/benchmarks.md ("Profile-guided build"). Needs wrk,
+# curl, python3 and an llvm-profdata of the LLVM that rustc uses (`rustc -vV`): Debian's
+# `llvm-NN` package, rustup's `llvm-tools` component, or LLVM_PROFDATA=path; h2load (Debian
+# `nghttp2-client`) for the gRPC part of the training, which is left out without it.
 #
 #   scripts/build-pgo.sh          # -> target/pgo/use/<host>/release/assay
 #   OUT=/tmp/pgo SECS=3 scripts/build-pgo.sh
@@ -102,7 +102,7 @@ LUA
         | grep '^finished'
     done
   fi
-  curl -sf "$A/metrics" -H "authorization: Bearer $KEY" >/dev/null
+  curl -sf "$A/metrics" >/dev/null
   # Leaving the subshell stops the server with SIGTERM (trade-server.sh's trap): it drains,
   # exits and writes its profile.
 )
