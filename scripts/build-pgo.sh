@@ -5,13 +5,25 @@
 # MessagePack, canonical JSON; and CBOR through a composed schema and a transform run by jaq)
 # and validate, an NDJSON batch, gRPC and the echo routes, merges the profile with
 # llvm-profdata and builds again with it: LLVM then lays out and inlines the code by what the
-# service really runs. Measured in docs/benchmarks.md ("Profile-guided build"). Needs wrk,
-# curl, python3 and an llvm-profdata of the LLVM that rustc uses (`rustc -vV`): Debian's
-# `llvm-NN` package, rustup's `llvm-tools` component, or LLVM_PROFDATA=path; h2load (Debian
-# `nghttp2-client`) for the gRPC part of the training, which is left out without it.
+# service really runs. Measured in docs/benchmarks.md ("Profile-guided build").
+#
+# Both builds are optimised for size (`opt-level = "s"`) with the standard library rebuilt the
+# same way (`-Z build-std`, its `optimize_for_size` feature, no backtrace symbolizer): the
+# profile still inlines and lays out the paths the training ran as hot code, and everything
+# else stays small. On the reference machine that is a stripped binary under 12 MB with the
+# trade's throughput of the opt-level 3 profile-guided build ("A binary under 12 MB").
+# `-Z build-std` is an unstable Cargo feature: the script turns it on for these builds only,
+# on the stable toolchain, with RUSTC_BOOTSTRAP=1 (as the Linux kernel does for its Rust code),
+# and needs the standard library's source (`rustup component add rust-src`). SMALL=0 builds
+# at opt-level 3 with the prebuilt standard library instead (about 15 MB).
+#
+# Needs wrk, curl, python3 and an llvm-profdata of the LLVM that rustc uses (`rustc -vV`):
+# Debian's `llvm-NN` package, rustup's `llvm-tools` component, or LLVM_PROFDATA=path; h2load
+# (Debian `nghttp2-client`) for the gRPC part of the training, which is left out without it.
 #
 #   scripts/build-pgo.sh          # -> target/pgo/use/<host>/release/assay
 #   OUT=/tmp/pgo SECS=3 scripts/build-pgo.sh
+#   SMALL=0 scripts/build-pgo.sh  # opt-level 3, prebuilt standard library
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +47,16 @@ for tool in wrk curl python3; do
   command -v "$tool" >/dev/null || { echo "$tool is missing" >&2; exit 2; }
 done
 
+build_std=()
+if [ "${SMALL:-1}" = 1 ]; then
+  [ -d "$(rustc --print sysroot)/lib/rustlib/src/rust/library" ] || {
+    echo "the standard library's source is missing: rustup component add rust-src (or SMALL=0)" >&2
+    exit 2
+  }
+  export RUSTC_BOOTSTRAP=1 CARGO_PROFILE_RELEASE_OPT_LEVEL=s
+  build_std=(-Z "build-std=std,panic_unwind" -Z build-std-features=optimize_for_size)
+fi
+
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 profiles="$OUT/profiles"
@@ -43,7 +65,7 @@ profiles="$OUT/profiles"
 base_flags="--cfg tokio_unstable"
 
 RUSTFLAGS="$base_flags -Cprofile-generate=$profiles" \
-  cargo build --release -p assay --locked --target "$host" --target-dir "$OUT/generate"
+  cargo build --release -p assay --locked "${build_std[@]}" --target "$host" --target-dir "$OUT/generate"
 rm -rf "$profiles"
 
 # The training: one instrumented server (it writes its profile as it exits after SIGTERM), and
@@ -110,5 +132,5 @@ ls "$profiles"/*.profraw >/dev/null || { echo "the training wrote no profile" >&
 
 "$profdata" merge -o "$OUT/assay.profdata" "$profiles"
 RUSTFLAGS="$base_flags -Cprofile-use=$OUT/assay.profdata" \
-  cargo build --release -p assay --locked --target "$host" --target-dir "$OUT/use"
+  cargo build --release -p assay --locked "${build_std[@]}" --target "$host" --target-dir "$OUT/use"
 echo "built $OUT/use/$host/release/assay ($(stat -c %s "$OUT/use/$host/release/assay") bytes)"
