@@ -35,7 +35,7 @@ sleep 1
 show registered
 
 load() { # route -> requests/s
-  taskset -c 1 wrk -t1 -c32 -d"${SECS}s" -s "$work/post.lua" "$A$1" | awk '/Requests\/sec/ {print $2}'
+  saturate "$1" "$SECS" | awk '/Requests\/sec/ {print $2}'
 }
 echo "echo: $(load /v1/echo) req/s"
 sleep 1

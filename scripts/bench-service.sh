@@ -24,7 +24,7 @@ register_trade
 write_requests
 
 rate() { # route -> requests/s
-  taskset -c 1 wrk -t1 -c32 -d"${SECS}s" -s "$work/post.lua" "$A$1" | awk '/Requests\/sec/ {print $2}'
+  saturate "$1" "$SECS" | awk '/Requests\/sec/ {print $2}'
 }
 
 # The server's core is shared with whatever else the machine runs. `core0` prints the core's
@@ -58,9 +58,7 @@ if command -v oha >/dev/null; then
   # load tool and the machine make without any processing.
   for route in /v1/pipelines/trade/process /v1/echo; do
     echo "latency of $route at a fixed $half req/s (half the last measured process rate), ${SECS}s:"
-    taskset -c 1 oha --no-tui -z "${SECS}s" -q "$half" --latency-correction -c 32 -m POST \
-      -H 'content-type: application/json' -H "authorization: Bearer $KEY" \
-      -D examples/trade/trade.json "$A$route" \
+    fixed_rate "$route" "$SECS" "$half" \
       | grep -E 'Success rate|Requests/sec|50.00%|99.00%|99.90%'
   done
 fi

@@ -42,13 +42,10 @@ profile() ( # index route
   recorder=$!
   sleep 0.3
   if [ -n "${RATE:-}" ]; then
-    taskset -c 1 oha --no-tui -z "${SECS}s" -q "$RATE" --latency-correction -c 32 -m POST \
-      -H 'content-type: application/json' -H "authorization: Bearer $KEY" \
-      -D examples/trade/trade.json "$A$2" | awk '/Requests\/sec/ {print $2}' > "$out/$1.rps"
+    fixed_rate "$2" "$SECS" "$RATE"
   else
-    taskset -c 1 wrk -t1 -c32 -d"${SECS}s" -s "$work/post.lua" "$A$2" \
-      | awk '/Requests\/sec/ {print $2}' > "$out/$1.rps"
-  fi
+    saturate "$2" "$SECS"
+  fi | awk '/Requests\/sec/ {print $2}' > "$out/$1.rps"
   wait "$recorder" || true
   perf script -i "$out/$1.data" 2>/dev/null > "$out/$1.txt"
 )

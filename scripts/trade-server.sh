@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Sourced by the service benchmarks (bench-service.sh, bench-memory.sh, bench-instructions.sh)
+# Sourced by the service benchmarks (bench-service.sh, bench-memory.sh, bench-instructions.sh,
+# profile-service.sh)
 # and by build-pgo.sh's training:
 # one `assay serve` on a fresh embedded store with an admin key, pinned to core 0, and the
 # trade workload's requests for the load tools on core 1. Expects BIN and PORT (and takes
@@ -59,4 +60,16 @@ def frame(msg):  # gRPC message framing: not compressed, 4-byte big-endian lengt
 open(f"{work}/process.grpc", "wb").write(frame(field(1, b"trade") + field(2, doc)))
 open(f"{work}/echo.grpc", "wb").write(frame(field(1, doc)))
 PY
+}
+
+# The load tools on core 1, POSTing trade.json with the key to route $1 for $2 seconds: wrk at
+# its most (32 connections), and oha at a fixed rate of $3 requests/s (`--latency-correction`:
+# a request's latency counts from when it was due). Both print their full reports.
+saturate() { # route seconds
+  taskset -c 1 wrk -t1 -c32 -d"$2s" -s "$work/post.lua" "$A$1"
+}
+fixed_rate() { # route seconds rate
+  taskset -c 1 oha --no-tui -z "$2s" -q "$3" --latency-correction -c 32 -m POST \
+    -H 'content-type: application/json' -H "authorization: Bearer $KEY" \
+    -D examples/trade/trade.json "$A$1"
 }
