@@ -6,12 +6,15 @@
 # Prints figures; docs/benchmarks.md records them.
 #
 #   scripts/bench-service.sh            # RUNS=3 rounds of 10 s per route; HTTP=0 runs gRPC only
+#   RUNS=9 SECS=3 LAT_RUNS=7 scripts/bench-service.sh   # more, shorter rounds: medians
 #   BUILD=0 BIN=/tmp/assay scripts/bench-service.sh    # another binary, not built here
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-3}
 SECS=${SECS:-10}
+LAT_RUNS=${LAT_RUNS:-5}
+LAT_REQUESTS=${LAT_REQUESTS:-60000}
 PORT=${PORT:-18180}
 BIN=${BIN:-target/release/assay}   # BIN=path/to/assay (with BUILD=0) measures another build
 [ "${BUILD:-1}" = 1 ] && cargo build --release -p assay
@@ -40,26 +43,44 @@ others() { # all0 busy0 server0 all1 busy1 server1 -> percent
 
 echo "date: $(date -u +%FT%TZ)  cpu: $(nproc) x $(lscpu | sed -n 's/^Model name: *//p')"
 echo "binary: $(stat -c %s "$BIN") bytes ($BIN, release profile strips symbols)"
+median() { python3 -c 'import statistics, sys; print(round(statistics.median(map(float, sys.argv[1:])), 2))' "$@"; }
+
 if [ "${HTTP:-1}" = 1 ]; then
 echo "round  echo_rps  process_rps  ratio  others_on_core0"
+ratios=() processes=()
 for i in $(seq "$RUNS"); do
   read -r all0 busy0 < <(core0); s0=$(server_ticks)
   e=$(rate /v1/echo)
   p=$(rate /v1/pipelines/trade/process)
   read -r all1 busy1 < <(core0); s1=$(server_ticks)
-  echo "$i  $e  $p  $(python3 -c "print(f'{$p/$e:.2f}')")  $(others "$all0" "$busy0" "$s0" "$all1" "$busy1" "$s1")"
-  last_process=$p
+  ratio=$(python3 -c "print(f'{$p/$e:.2f}')")
+  echo "$i  $e  $p  $ratio  $(others "$all0" "$busy0" "$s0" "$all1" "$busy1" "$s1")"
+  ratios+=("$ratio") processes+=("$p")
 done
+echo "median of $RUNS rounds: ratio $(median "${ratios[@]}"), process $(median "${processes[@]}") req/s"
 echo "server peak RSS under load: $(awk '/VmHWM/ {print $2, $3}' /proc/$server/status)"
 
 if command -v oha >/dev/null; then
-  half=$(python3 -c "print(int($last_process / 2))")
-  # Echo at the same rate is the reference: what of the tail the server's HTTP stack, the
-  # load tool and the machine make without any processing.
+  half=$(python3 -c "print(int($(median "${processes[@]}") / 2))")
+  # LAT_RUNS runs of LAT_REQUESTS requests per route, the routes alternately, at half the
+  # median process rate; echo at the same rate is the reference: what of the tail the
+  # server's HTTP stack, the load tool and the machine make without any processing. Runs stay
+  # under 65,536 requests, where oha pauses to grow its store of results (trade-server.sh).
+  echo "latency at a fixed $half req/s (half the median process rate), $LAT_RUNS runs of $LAT_REQUESTS requests per route, ms:"
+  echo "run  route  p50  p99  p99.9  success"
+  declare -A p99s=()
+  for i in $(seq "$LAT_RUNS"); do
+    for route in /v1/pipelines/trade/process /v1/echo; do
+      report=$(fixed_rate "$route" "$LAT_REQUESTS" "$half")
+      ms() { awk -v q="$1" '$1 == q {print $3}' <<<"$report"; }
+      p99=$(ms 99.00%)
+      echo "$i  $route  $(ms 50.00%)  $p99  $(ms 99.90%)  $(awk '/Success rate/ {print $3}' <<<"$report")"
+      p99s[$route]+=" $p99"
+    done
+  done
   for route in /v1/pipelines/trade/process /v1/echo; do
-    echo "latency of $route at a fixed $half req/s (half the last measured process rate), ${SECS}s:"
-    fixed_rate "$route" "$SECS" "$half" \
-      | grep -E 'Success rate|Requests/sec|50.00%|99.00%|99.90%'
+    # shellcheck disable=SC2086 # a list of numbers
+    echo "median p99 of $route: $(median ${p99s[$route]}) ms"
   done
 fi
 fi # HTTP
@@ -74,11 +95,15 @@ if command -v h2load >/dev/null; then
       | awk '/^finished in/ {print $4}'
   }
   echo "gRPC round  echo_rps  process_rps  ratio"
+  grpc_ratios=()
   for i in $(seq "$RUNS"); do
     e=$(grpc_rate Echo echo.grpc)
     p=$(grpc_rate Process process.grpc)
-    echo "$i  $e  $p  $(python3 -c "print(f'{$p/$e:.2f}')")"
+    ratio=$(python3 -c "print(f'{$p/$e:.2f}')")
+    echo "$i  $e  $p  $ratio"
+    grpc_ratios+=("$ratio")
   done
+  echo "gRPC median ratio of $RUNS rounds: $(median "${grpc_ratios[@]}")"
   # h2load counts HTTP 200s; gRPC failures are 200s too, so the status codes come from metrics.
   curl -sf "$A/metrics" | grep -E '^assay_grpc_requests_total\{method="/assay.v1.Engine/(Echo|Process)"'
   echo "server peak RSS after gRPC load: $(awk '/VmHWM/ {print $2, $3}' /proc/$server/status)"

@@ -42,7 +42,7 @@ profile() ( # index route
   recorder=$!
   sleep 0.3
   if [ -n "${RATE:-}" ]; then
-    fixed_rate "$2" "$SECS" "$RATE"
+    fixed_rate "$2" "$((SECS * RATE))" "$RATE"
   else
     saturate "$2" "$SECS"
   fi | awk '/Requests\/sec/ {print $2}' > "$out/$1.rps"

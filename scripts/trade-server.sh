@@ -62,14 +62,23 @@ open(f"{work}/echo.grpc", "wb").write(frame(field(1, doc)))
 PY
 }
 
-# The load tools on core 1, POSTing trade.json with the key to route $1 for $2 seconds: wrk at
-# its most (32 connections), and oha at a fixed rate of $3 requests/s (`--latency-correction`:
-# a request's latency counts from when it was due). Both print their full reports.
+# The load tools on core 1, POSTing trade.json with the key to route $1: wrk at its most (32
+# connections) for $2 seconds, and oha sending $2 requests at a fixed rate of $3 a second
+# (`--latency-correction`: a request's latency counts from when oha's timer released it, not
+# from when its connection was free). Both print their full reports.
+#
+# oha's timer has tokio's millisecond resolution, so it releases the requests of each
+# millisecond together (25 at 25,000/s): the server drains a small burst every millisecond,
+# which is most of the half millisecond of the median at half load. And oha keeps every
+# result in one vector that doubles as it fills: at 65,536 results (about 9 MB) and 131,072 it
+# stops for milliseconds to copy, and the requests due meanwhile carry the stall as latency
+# (docs/benchmarks.md, "The load tool's own pauses"). Tail latencies are therefore taken from
+# runs of fewer requests than that (bench-service.sh's LAT_REQUESTS), several of them.
 saturate() { # route seconds
   taskset -c 1 wrk -t1 -c32 -d"$2s" -s "$work/post.lua" "$A$1"
 }
-fixed_rate() { # route seconds rate
-  taskset -c 1 oha --no-tui -z "$2s" -q "$3" --latency-correction -c 32 -m POST \
+fixed_rate() { # route requests rate
+  taskset -c 1 oha --no-tui -u ms -n "$2" -q "$3" --latency-correction -c 32 -m POST \
     -H 'content-type: application/json' -H "authorization: Bearer $KEY" \
     -D examples/trade/trade.json "$A$1"
 }
