@@ -67,13 +67,13 @@ PY
 # (`--latency-correction`: a request's latency counts from when oha's timer released it, not
 # from when its connection was free). Both print their full reports.
 #
-# oha's timer has tokio's millisecond resolution, so it releases the requests of each
-# millisecond together (25 at 25,000/s): the server drains a small burst every millisecond,
-# which is most of the half millisecond of the median at half load. And oha keeps every
-# result in one vector that doubles as it fills: at 65,536 results (about 9 MB) and 131,072 it
-# stops for milliseconds to copy, and the requests due meanwhile carry the stall as latency
-# (docs/benchmarks.md, "The load tool's own pauses"). Tail latencies are therefore taken from
-# runs of fewer requests than that (bench-service.sh's LAT_REQUESTS), several of them.
+# oha's timer has tokio's millisecond resolution, so it releases requests in bursts (about 50
+# every 1.6 ms at 25,000/s): the server drains a burst at a time, which is most of the median
+# latency at half load. And oha keeps every result in one vector that doubles as it fills: at
+# 65,536 results (about 9 MB) and 131,072 it stops for milliseconds to copy, and the requests
+# due meanwhile carry the stall as latency (docs/benchmarks.md, "The load tool's own pauses").
+# Tail latencies are therefore taken from runs of fewer requests than that (bench-service.sh's
+# LAT_REQUESTS), several of them.
 saturate() { # route seconds
   taskset -c 1 wrk -t1 -c32 -d"$2s" -s "$work/post.lua" "$A$1"
 }
