@@ -43,6 +43,10 @@ others() { # all0 busy0 server0 all1 busy1 server1 -> percent
 
 echo "date: $(date -u +%FT%TZ)  cpu: $(nproc) x $(lscpu | sed -n 's/^Model name: *//p')"
 echo "binary: $(stat -c %s "$BIN") bytes ($BIN, release profile strips symbols)"
+# The guest's halt polling changes what waking the load tool costs (docs/benchmarks.md, "The
+# load tool's own pauses, and medians"): say which setting the figures are from.
+poll=/sys/module/haltpoll/parameters/guest_halt_poll_ns
+[ -r "$poll" ] && echo "guest halt polling: $(cat "$poll") ns"
 median() { python3 -c 'import statistics, sys; print(round(statistics.median(map(float, sys.argv[1:])), 2))' "$@"; }
 
 if [ "${HTTP:-1}" = 1 ]; then
