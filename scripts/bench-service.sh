@@ -6,7 +6,7 @@
 # Prints figures; docs/benchmarks.md records them.
 #
 #   scripts/bench-service.sh            # RUNS=3 rounds of 10 s per route; HTTP=0 runs gRPC only
-#   RUNS=9 SECS=3 LAT_RUNS=7 scripts/bench-service.sh   # more, shorter rounds: medians
+#   RUNS=9 SECS=4 LAT_RUNS=7 scripts/bench-service.sh   # more, shorter rounds: medians
 #   BUILD=0 BIN=/tmp/assay scripts/bench-service.sh    # another binary, not built here
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -73,12 +73,12 @@ if command -v oha >/dev/null; then
   echo "latency at a fixed $half req/s (half the median process rate), $LAT_RUNS runs of $LAT_REQUESTS requests per route, ms:"
   echo "run  route  p50  p99  p99.9  success"
   declare -A p99s=()
+  at() { awk -v q="$1" '$1 == q {print $3}' <<<"$report"; } # percentile -> ms, of $report
   for i in $(seq "$LAT_RUNS"); do
     for route in /v1/pipelines/trade/process /v1/echo; do
       report=$(fixed_rate "$route" "$LAT_REQUESTS" "$half")
-      ms() { awk -v q="$1" '$1 == q {print $3}' <<<"$report"; }
-      p99=$(ms 99.00%)
-      echo "$i  $route  $(ms 50.00%)  $p99  $(ms 99.90%)  $(awk '/Success rate/ {print $3}' <<<"$report")"
+      p99=$(at 99.00%)
+      echo "$i  $route  $(at 50.00%)  $p99  $(at 99.90%)  $(awk '/Success rate/ {print $3}' <<<"$report")"
       p99s[$route]+=" $p99"
     done
   done
